@@ -4,4 +4,72 @@ Use it where a script says ``import caffe``::
 
     import npcaffe as caffe
     net = caffe.Net('deploy.prototxt', 'weights.caffemodel', caffe.TEST)
+    out = net.forward(data=image_batch)
 """
+import logging as _logging
+
+from npcaffe.blob import Blob
+from npcaffe.errors import (CaffeError, ModelFileError, NetError, NotSupportedError,
+                            PrototxtError, UnknownLayerTypeError, WeightShapeError)
+from npcaffe.filler import set_seed as _set_seed
+from npcaffe.layers import layer_type_list
+from npcaffe.layers.base import TEST, TRAIN, Layer
+from npcaffe.net import Net
+from npcaffe.proto import caffe_pb2
+
+__version__ = '1.0.0'
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+
+def set_mode_cpu():
+    """Run on the CPU (the only mode there is today)."""
+
+
+def set_mode_gpu():
+    """Caffe's GPU mode: not available in npcaffe yet."""
+    raise NotSupportedError("npcaffe runs on the CPU only: there is no GPU backend yet "
+                            "(call caffe.set_mode_cpu(), or use BVLC pycaffe for GPU runs)")
+
+
+def set_device(device_id):
+    """Accepted for compatibility; there is one CPU device."""
+
+
+def set_random_seed(seed):
+    """Seed the engine's random numbers (fillers, dropout masks)."""
+    _set_seed(seed)
+
+
+def has_nccl():
+    return False
+
+
+def _lazy(name):
+    import importlib
+    return importlib.import_module(f'npcaffe.{name}')
+
+
+def __getattr__(attr):
+    # Optional parts (solvers, NetSpec, coord_map, io) load on first use.
+    lazy = {
+        'NetSpec': ('net_spec', 'NetSpec'), 'layers': ('net_spec', 'layers'),
+        'params': ('net_spec', 'params'), 'to_proto': ('net_spec', 'to_proto'),
+        'coord_map': ('coord_map', None), 'net_spec': ('net_spec', None),
+        'io': ('io', None), 'draw': ('draw', None),
+        'get_solver': ('solver', 'get_solver'), 'SGDSolver': ('solver', 'SGDSolver'),
+        'NesterovSolver': ('solver', 'NesterovSolver'),
+        'AdaGradSolver': ('solver', 'AdaGradSolver'),
+        'RMSPropSolver': ('solver', 'RMSPropSolver'),
+        'AdaDeltaSolver': ('solver', 'AdaDeltaSolver'), 'AdamSolver': ('solver', 'AdamSolver'),
+    }
+    if attr in lazy:
+        module, name = lazy[attr]
+        mod = _lazy(module)
+        return mod if name is None else getattr(mod, name)
+    raise AttributeError(f"module 'npcaffe' has no attribute {attr!r}")
+
+
+__all__ = ['Blob', 'CaffeError', 'Layer', 'ModelFileError', 'Net', 'NetError',
+           'NotSupportedError', 'PrototxtError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
+           'WeightShapeError', 'caffe_pb2', 'has_nccl', 'layer_type_list', 'set_device',
+           'set_mode_cpu', 'set_mode_gpu', 'set_random_seed']

@@ -1,0 +1,147 @@
+"""Blob: an N-d array of data and an array of gradients (diff) of the same shape, as in Caffe.
+
+``data`` and ``diff`` are writable NumPy arrays (views of a flat buffer that only grows, as
+Caffe's Blob keeps its capacity), so ``blob.data[...] = x`` writes into the net. ``diff`` is
+allocated on first use, as Caffe's SyncedMemory is, so nets that never run backward do not
+pay for it.
+"""
+from npcaffe.arraymod import xp
+
+_LEGACY_AXES = ('num', 'channels', 'height', 'width')
+
+
+class Blob:
+    """Data and diff arrays of one shape.
+
+    Args:
+        shape: tuple of non-negative ints (may be empty for a scalar blob).
+        dtype: float dtype; float32 as Caffe, float64 for gradient checks.
+    """
+
+    def __init__(self, shape=(), dtype=xp.float32):
+        self.dtype = xp.dtype(dtype)
+        self._shape = None
+        self._data_buf = xp.zeros(0, self.dtype)
+        self._diff_buf = None
+        self._data = None
+        self._diff = None
+        self.reshape(*shape)
+
+    # -- shape -------------------------------------------------------------------------
+    def reshape(self, *shape):
+        """Give the blob a new shape; keeps the buffer when it is large enough (as Caffe).
+
+        Accepts ``reshape(1, 3, 5, 5)`` or ``reshape((1, 3, 5, 5))``.
+        """
+        if len(shape) == 1 and not isinstance(shape[0], (int, xp.integer)):
+            shape = tuple(shape[0])
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"blob dimensions must be non-negative, got {shape}")
+        if shape == self._shape:
+            return
+        count = 1
+        for d in shape:
+            count *= d
+        if count > self._data_buf.size:
+            self._data_buf = xp.zeros(count, self.dtype)
+            self._diff_buf = None
+        self._shape = shape
+        self._data = self._data_buf[:count].reshape(shape)
+        if self._diff_buf is not None and self._diff_buf.size >= count:
+            self._diff = self._diff_buf[:count].reshape(shape)
+        else:
+            self._diff_buf = None
+            self._diff = None
+
+    def reshape_like(self, other):
+        self.reshape(other.shape)
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def count(self):
+        return self._data.size
+
+    @property
+    def num_axes(self):
+        return len(self._shape)
+
+    def shape_at(self, axis):
+        """Size of ``axis`` (negative counts from the end), as Caffe's shape(i)."""
+        return self._shape[self.canonical_axis(axis)]
+
+    def canonical_axis(self, axis):
+        n = len(self._shape)
+        if not -n <= axis < max(n, 1):
+            raise IndexError(f"axis {axis} out of range for a blob of shape {self._shape}")
+        return axis % n if n else 0
+
+    def count_range(self, start, end=None):
+        c = 1
+        for d in self._shape[start:end]:
+            c *= d
+        return c
+
+    def _legacy(self, i):
+        if len(self._shape) > 4:
+            raise ValueError(f"{_LEGACY_AXES[i]} is defined only for blobs of at most 4 axes")
+        pad = (1,) * (4 - len(self._shape)) + self._shape
+        return pad[i]
+
+    num = property(lambda self: self._legacy(0))
+    channels = property(lambda self: self._legacy(1))
+    height = property(lambda self: self._legacy(2))
+    width = property(lambda self: self._legacy(3))
+
+    # -- data ----------------------------------------------------------------------------
+    @property
+    def data(self):
+        return self._data
+
+    @property
+    def diff(self):
+        if self._diff is None:
+            if self._diff_buf is None or self._diff_buf.size < self._data_buf.size:
+                self._diff_buf = xp.zeros(self._data_buf.size, self.dtype)
+            self._diff = self._diff_buf[:self._data.size].reshape(self._shape)
+        return self._diff
+
+    @property
+    def has_diff(self):
+        """True once the diff has been allocated (reading ``diff`` allocates it)."""
+        return self._diff is not None
+
+    def share_data(self, other):
+        """Make this blob's data a view of ``other``'s (same count, shape kept)."""
+        self._check_same_count(other)
+        self._data = other.data.reshape(self._shape)
+        self._data_buf = self._data.reshape(-1)
+
+    def share_diff(self, other):
+        """Make this blob's diff a view of ``other``'s (same count, shape kept)."""
+        self._check_same_count(other)
+        self._diff = other.diff.reshape(self._shape)
+        self._diff_buf = self._diff.reshape(-1)
+
+    def _check_same_count(self, other):
+        if other.count != self.count:
+            raise ValueError(f"cannot share a blob of shape {other.shape} "
+                             f"with one of shape {self.shape}: counts differ")
+
+    def __repr__(self):
+        return f"Blob(shape={self._shape}, dtype={self.dtype.name})"
+
+
+class BlobVec(list):
+    """A layer's list of parameter blobs; ``add_blob(*shape)`` as in pycaffe's Python layers."""
+
+    def __init__(self, blobs=(), dtype=xp.float32):
+        super().__init__(blobs)
+        self.dtype = dtype
+
+    def add_blob(self, *shape):
+        self.append(Blob(shape, self.dtype))
+        return self[-1]

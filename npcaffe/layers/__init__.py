@@ -1,0 +1,83 @@
+"""The layer registry, keyed by Caffe's type names, and the built-in layer families.
+
+``@register("Convolution")`` on a Layer subclass adds it; registering a name twice is an error;
+asking for an unknown name raises UnknownLayerTypeError listing close and known names.
+"""
+import difflib
+import importlib
+
+from npcaffe.errors import NetError, UnknownLayerTypeError
+from npcaffe.layers.base import Layer, TEST, TRAIN  # noqa: F401
+
+_REGISTRY = {}
+
+
+def register(type_name):
+    """Class decorator: register a Layer subclass under Caffe's ``type_name``."""
+    def wrap(cls):
+        if type_name in _REGISTRY:
+            raise ValueError(f"layer type {type_name!r} is registered twice "
+                             f"({_REGISTRY[type_name].__module__} and {cls.__module__})")
+        if not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise TypeError(f"{cls!r} registered as {type_name!r} is not a Layer subclass")
+        cls.type = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+    return wrap
+
+
+def layer_type_list():
+    """Sorted names of every registered layer type."""
+    return sorted(_REGISTRY)
+
+
+def layer_class(type_name, layer_name=None):
+    """The class registered for ``type_name``; UnknownLayerTypeError if there is none."""
+    try:
+        return _REGISTRY[type_name]
+    except KeyError:
+        close = difflib.get_close_matches(type_name, _REGISTRY, n=3, cutoff=0.6)
+        where = f" (layer {layer_name!r})" if layer_name else ''
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
+        raise UnknownLayerTypeError(
+            f"unknown layer type {type_name!r}{where}.{hint} "
+            f"Known types: {', '.join(layer_type_list())}") from None
+
+
+def create_layer(layer_param, phase=TEST):
+    """Instantiate the layer described by a LayerParameter."""
+    if layer_param.type == 'Python':
+        return _python_layer(layer_param, phase)
+    return layer_class(layer_param.type, layer_param.name)(layer_param, phase)
+
+
+def _python_layer(layer_param, phase):
+    """Import python_param.module and instantiate python_param.layer (a Layer subclass)."""
+    pp = layer_param.python_param
+    where = f"Python layer {layer_param.name!r}"
+    if not pp.module or not pp.layer:
+        raise NetError(f"{where} needs python_param {{ module: ... layer: ... }}")
+    try:
+        module = importlib.import_module(pp.module)
+    except ImportError as exc:
+        raise NetError(f"{where}: cannot import module {pp.module!r} ({exc}); it must be "
+                       f"importable from the working directory or the Python path") from exc
+    cls = getattr(module, pp.layer, None)
+    if cls is None:
+        raise NetError(f"{where}: module {pp.module!r} has no class {pp.layer!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise NetError(f"{where}: {pp.module}.{pp.layer} is not a subclass of caffe.Layer "
+                       f"(npcaffe.Layer)")
+    layer = cls(layer_param, phase)
+    layer.type = 'Python'
+    return layer
+
+
+# The built-in families register themselves on import.
+for _family in ('data', 'conv', 'pool', 'inner_product', 'neuron', 'common', 'softmax', 'loss',
+                'normalization'):
+    try:
+        importlib.import_module(f'npcaffe.layers.{_family}')
+    except ModuleNotFoundError as _exc:  # a family not written yet
+        if _exc.name != f'npcaffe.layers.{_family}':
+            raise

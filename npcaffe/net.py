@@ -1,0 +1,558 @@
+"""Net: builds layers from a NetParameter and runs them, as Caffe's Net with pycaffe's API.
+
+Construction follows Caffe's Net::Init: upgrade old formats, keep the layers whose
+include/exclude rules meet the net state (phase, level, stages), insert Split layers where a
+blob feeds several layers (so their diffs are summed), connect bottoms and tops (a top named
+like its bottom is computed in place), set every layer up, share parameters by name, decide
+which layers need backward (pruning what does not reach a loss; ``force_backward``), and
+collect the net's outputs (blobs no layer consumes, in name order as Caffe's std::set).
+"""
+import logging
+import os
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+from npcaffe import formats
+from npcaffe.arraymod import xp
+from npcaffe.blob import Blob
+from npcaffe.errors import CaffeError, NetError, WeightShapeError
+from npcaffe.layers import create_layer
+from npcaffe.layers.base import TEST, TRAIN
+from npcaffe.proto import caffe_pb2
+from npcaffe.upgrade import upgrade_net
+
+log = logging.getLogger(__name__)
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+# ------------------------------------------------------------------------------------------
+# building blocks of Init
+def load_net_param(source):
+    """A NetParameter from a prototxt path or a NetParameter; upgraded to the V2 format."""
+    if isinstance(source, caffe_pb2.NetParameter):
+        param = caffe_pb2.NetParameter()
+        param.CopyFrom(source)
+        where = f"net {param.name!r}" if param.name else 'net'
+    else:
+        where = str(source)
+        param = formats.read_text(source, caffe_pb2.NetParameter())
+    return upgrade_net(param, where), where
+
+
+def state_meets_rule(state, rule):
+    """Caffe's StateMeetsRule: does the NetState satisfy the NetStateRule?"""
+    if rule.HasField('phase') and rule.phase != state.phase:
+        return False
+    if rule.HasField('min_level') and state.level < rule.min_level:
+        return False
+    if rule.HasField('max_level') and state.level > rule.max_level:
+        return False
+    stages = set(state.stage)
+    if any(s not in stages for s in rule.stage):
+        return False
+    return not any(s in stages for s in rule.not_stage)
+
+
+def filter_net(param, state, where='net'):
+    """A copy of ``param`` holding only the layers whose rules the state meets."""
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(param)
+    out.ClearField('layer')
+    for layer in param.layer:
+        if layer.include and layer.exclude:
+            raise NetError(f"{where}: layer {layer.name!r} specifies both include and exclude "
+                           f"rules; use one of them")
+        if layer.include:
+            keep = any(state_meets_rule(state, r) for r in layer.include)
+        else:
+            keep = not any(state_meets_rule(state, r) for r in layer.exclude)
+        if keep:
+            out.layer.add().CopyFrom(layer)
+    return out
+
+
+def split_layer_name(layer_name, blob_name, top_index):
+    return f"{blob_name}_{layer_name}_{top_index}_split"
+
+
+def split_blob_name(layer_name, blob_name, top_index, split_index):
+    return f"{blob_name}_{layer_name}_{top_index}_split_{split_index}"
+
+
+def insert_splits(param):
+    """Caffe's InsertSplits: a Split layer after every top read by more than one bottom (an
+    explicit non-zero loss_weight on the top counts as one more reader)."""
+    last_producer = {}            # blob name -> (layer index, top index)
+    readers = {}                  # (layer, top) -> number of readers
+    loss_weights = {}             # (layer, top) -> explicit loss weight
+    reader_of = {}                # (layer, bottom index) -> (layer, top) it reads
+    for i, layer in enumerate(param.layer):
+        for j, name in enumerate(layer.bottom):
+            if name not in last_producer:
+                continue  # reported by Net when it connects the bottoms
+            src = last_producer[name]
+            reader_of[(i, j)] = src
+            readers[src] = readers.get(src, 0) + 1
+        for j, name in enumerate(layer.top):
+            last_producer[name] = (i, j)
+        for j, weight in enumerate(layer.loss_weight[:len(layer.top)]):
+            src = last_producer[layer.top[j]]
+            loss_weights[src] = weight
+            if weight:
+                readers[src] = readers.get(src, 0) + 1
+    out = caffe_pb2.NetParameter()
+    out.CopyFrom(param)
+    out.ClearField('layer')
+    next_split = {}               # (layer, top) -> next split top index to hand out
+    for i, layer in enumerate(param.layer):
+        new = out.layer.add()
+        new.CopyFrom(layer)
+        for j in range(len(layer.bottom)):
+            src = reader_of.get((i, j))
+            if src is not None and readers[src] > 1:
+                producer = param.layer[src[0]]
+                k = next_split.get(src, 0)
+                new.bottom[j] = split_blob_name(producer.name, producer.top[src[1]], src[1], k)
+                next_split[src] = k + 1
+        for j, name in enumerate(layer.top):
+            count = readers.get((i, j), 0)
+            if count <= 1:
+                continue
+            weight = loss_weights.get((i, j), 0)
+            split = out.layer.add(name=split_layer_name(layer.name, name, j), type='Split')
+            split.bottom.append(name)
+            for k in range(count):
+                split.top.append(split_blob_name(layer.name, name, j, k))
+                if weight:
+                    split.loss_weight.append(weight if k == 0 else 0)
+            if weight:
+                new.ClearField('loss_weight')
+                next_split[(i, j)] = 1
+    return out
+
+
+def _ensure_python_layer_path():
+    """Python layers import from the working directory and the repository root."""
+    for path in (os.getcwd(), _REPO_ROOT):
+        if path not in sys.path:
+            sys.path.append(path)
+
+
+# ------------------------------------------------------------------------------------------
+class Net:
+    """A Caffe net with pycaffe's interface.
+
+    ``Net(prototxt, phase)``, ``Net(prototxt, weights, phase)``,
+    ``Net(prototxt, phase, level=0, stages=None, weights=None)``; ``prototxt`` may also be a
+    NetParameter. ``dtype`` (npcaffe only) picks the float type of every blob.
+    """
+
+    def __init__(self, network_file, *args, phase=None, level=0, stages=None, weights=None,
+                 dtype=xp.float32):
+        if len(args) == 2:
+            weights, phase = args
+        elif len(args) == 1:
+            phase = args[0]
+        elif len(args) > 2:
+            raise TypeError("Net(network_file, [weights,] phase, level=0, stages=None, "
+                            "weights=None)")
+        if phase is None:
+            raise TypeError("Net() needs a phase: caffe.TRAIN or caffe.TEST")
+        if phase not in (TRAIN, TEST):
+            raise ValueError(f"phase must be caffe.TRAIN (0) or caffe.TEST (1), got {phase!r}")
+        self.dtype = xp.dtype(dtype)
+        param, self._where = load_net_param(network_file)
+        state = caffe_pb2.NetState()
+        state.CopyFrom(param.state)
+        state.phase = phase
+        state.level = level
+        state.stage.extend(stages or [])
+        self.phase = phase
+        self._init(param, state)
+        if weights is not None:
+            self.copy_from(weights)
+
+    # -- construction -------------------------------------------------------------------------
+    def _init(self, in_param, state):
+        param = insert_splits(filter_net(in_param, state, self._where))
+        self.name = param.name
+        self._param = param
+        self.layers = []
+        self._layer_names = []
+        self._blob_names = []
+        self._blobs = []
+        self._bottom_ids, self._top_ids = [], []
+        self._bottom_need_backward, self._layer_need_backward = [], []
+        self._blob_need_backward = []
+        self._loss_tops = []              # per layer: [(top index, loss weight)]
+        self._inputs = []
+        self._param_owners = []           # per learnable blob: owner index or -1
+        self._params_flat = []            # every parameter blob, in order
+        self._param_layer_indices = []    # (layer index, blob index) per parameter blob
+        self._param_names = {}            # param name -> index into _params_flat
+        self._param_specs = []
+        name_to_blob = {}
+        available = set()
+        if any(layer.type == 'Python' for layer in param.layer):
+            _ensure_python_layer_path()
+        for li, lp in enumerate(param.layer):
+            if not lp.HasField('phase'):
+                lp.phase = state.phase
+            try:
+                layer = create_layer(lp, lp.phase)
+            except CaffeError:
+                raise
+            except Exception as exc:   # a Python layer's own __init__
+                raise NetError(f"{self._where}: layer {lp.name!r} ({lp.type}) could not be "
+                               f"created: {exc}") from exc
+            self.layers.append(layer)
+            self._layer_names.append(lp.name)
+            if len(lp.propagate_down) not in (0, len(lp.bottom)):
+                raise NetError(f"{self._where}: layer {lp.name!r} has {len(lp.bottom)} bottoms "
+                               f"but {len(lp.propagate_down)} propagate_down values")
+            bottom_ids, need_bwd = [], []
+            need_backward = False
+            for bi, bname in enumerate(lp.bottom):
+                if bname not in available:
+                    known = 'no blob exists yet' if not name_to_blob else \
+                        'known blobs: ' + ', '.join(self._blob_names)
+                    raise NetError(f"{self._where}: layer {lp.name!r} reads bottom {bname!r} "
+                                   f"that no earlier layer produces ({known})")
+                bid = name_to_blob[bname]
+                bottom_ids.append(bid)
+                nb = self._blob_need_backward[bid]
+                need_bwd.append(bool(lp.propagate_down[bi]) if lp.propagate_down else nb)
+                need_backward |= nb
+                available.discard(bname)
+            top_ids = []
+            for ti, tname in enumerate(lp.top):
+                if ti < len(lp.bottom) and lp.bottom[ti] == tname:
+                    bid = name_to_blob[tname]            # in place
+                elif tname in name_to_blob:
+                    raise NetError(f"{self._where}: top {tname!r} of layer {lp.name!r} is "
+                                   f"already produced by another layer; tops may repeat only "
+                                   f"in place (top == bottom at the same position)")
+                else:
+                    bid = len(self._blobs)
+                    name_to_blob[tname] = bid
+                    self._blob_names.append(tname)
+                    self._blobs.append(Blob((), self.dtype))
+                    self._blob_need_backward.append(False)
+                    if lp.type == 'Input':
+                        self._inputs.append(tname)
+                top_ids.append(bid)
+                available.add(tname)
+            self._bottom_ids.append(bottom_ids)
+            self._top_ids.append(top_ids)
+            self._bottom_need_backward.append(need_bwd)
+            bottom = [self._blobs[i] for i in bottom_ids]
+            top = [self._blobs[i] for i in top_ids]
+            layer.check_blob_counts(len(bottom), len(top))
+            try:
+                layer.setup(bottom, top)
+                layer.reshape(bottom, top)
+            except CaffeError:
+                raise
+            except Exception as exc:
+                raise NetError(f"{self._where}: layer {lp.name!r} ({layer.type}) failed to "
+                               f"set up: {type(exc).__name__}: {exc}") from exc
+            loss_tops = [(ti, layer.loss_weight(ti)) for ti in range(len(top))]
+            self._loss_tops.append([(ti, w) for ti, w in loss_tops if w])
+            for ti, weight in self._loss_tops[-1]:
+                top[ti].diff[...] = weight
+            while len(layer.param_propagate_down) < len(layer.blobs):
+                layer.param_propagate_down.append(True)
+            for pi in range(len(layer.blobs)):
+                spec = lp.param[pi] if pi < len(lp.param) else caffe_pb2.ParamSpec()
+                learn = spec.lr_mult != 0
+                layer.param_propagate_down[pi] = learn
+                need_backward |= learn
+                self._append_param(li, pi, spec)
+            self._layer_need_backward.append(need_backward)
+            if need_backward:
+                for bid in top_ids:
+                    self._blob_need_backward[bid] = True
+        self._prune_backward(param)
+        self.outputs = sorted(available)
+        self._layer_index = {n: i for i, n in enumerate(self._layer_names)}
+        self._blob_index = name_to_blob
+        self.blobs = OrderedDict((n, self._blobs[i]) for i, n in enumerate(self._blob_names))
+        self.params = OrderedDict((self._layer_names[i], layer.blobs)
+                                  for i, layer in enumerate(self.layers) if len(layer.blobs))
+        self.top_names = OrderedDict(
+            (self._layer_names[i], [self._blob_names[b] for b in ids])
+            for i, ids in enumerate(self._top_ids))
+        self.bottom_names = OrderedDict(
+            (self._layer_names[i], [self._blob_names[b] for b in ids])
+            for i, ids in enumerate(self._bottom_ids))
+        self.layer_dict = OrderedDict(zip(self._layer_names, self.layers))
+        log.debug("built net %r: %d layers, %d blobs", self.name, len(self.layers),
+                  len(self._blobs))
+
+    def _append_param(self, li, pi, spec):
+        layer = self.layers[li]
+        index = len(self._params_flat)
+        blob = layer.blobs[pi]
+        self._params_flat.append(blob)
+        self._param_layer_indices.append((li, pi))
+        self._param_specs.append(spec)
+        owner = -1
+        if spec.name:
+            if spec.name in self._param_names:
+                owner = self._param_names[spec.name]
+                owner_blob = self._params_flat[owner]
+                oli, opi = self._param_layer_indices[owner]
+                where = (f"{self._where}: parameter {spec.name!r} of layer "
+                         f"{self._layer_names[li]!r} (shared with layer "
+                         f"{self._layer_names[oli]!r})")
+                if spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE:
+                    if owner_blob.count != blob.count:
+                        raise NetError(f"{where} has count {blob.count}, the owner "
+                                       f"{owner_blob.count}")
+                elif owner_blob.shape != blob.shape:
+                    raise NetError(f"{where} has shape {blob.shape}, the owner "
+                                   f"{owner_blob.shape}; use share_mode: PERMISSIVE to share "
+                                   f"by count")
+                blob.share_data(owner_blob)
+                blob.share_diff(owner_blob)
+            else:
+                self._param_names[spec.name] = index
+        self._param_owners.append(owner)
+
+    def _prune_backward(self, param):
+        """Caffe's loss-reachability pass, then force_backward."""
+        under_loss, skip = set(), set()
+        for li in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[li]
+            contributes, skip_down = False, True
+            for ti, bid in enumerate(self._top_ids[li]):
+                name = self._blob_names[bid]
+                if layer.loss_weight(ti) or name in under_loss:
+                    contributes = True
+                if name not in skip:
+                    skip_down = False
+                if contributes and not skip_down:
+                    break
+            if self._layer_need_backward[li] and skip_down:
+                self._layer_need_backward[li] = False
+                self._bottom_need_backward[li] = [False] * len(self._bottom_ids[li])
+            if not contributes:
+                self._layer_need_backward[li] = False
+            for bi, bid in enumerate(self._bottom_ids[li]):
+                name = self._blob_names[bid]
+                if contributes:
+                    under_loss.add(name)
+                else:
+                    self._bottom_need_backward[li][bi] = False
+                if not self._bottom_need_backward[li][bi]:
+                    skip.add(name)
+        if param.force_backward:
+            for li, layer in enumerate(self.layers):
+                self._layer_need_backward[li] = True
+                for bi, bid in enumerate(self._bottom_ids[li]):
+                    need = self._bottom_need_backward[li][bi] or layer.allow_force_backward(bi)
+                    self._bottom_need_backward[li][bi] = need
+                    self._blob_need_backward[bid] = self._blob_need_backward[bid] or need
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    # -- running ------------------------------------------------------------------------------
+    def _vecs(self, li):
+        return ([self._blobs[i] for i in self._bottom_ids[li]],
+                [self._blobs[i] for i in self._top_ids[li]])
+
+    def _forward(self, start, end):
+        """Run layers start..end (inclusive indices); return the weighted loss."""
+        loss = 0.0
+        for li in range(start, end + 1):
+            layer = self.layers[li]
+            bottom, top = self._vecs(li)
+            layer.reshape(bottom, top)
+            layer.forward(bottom, top)
+            for ti, weight in self._loss_tops[li]:
+                top[ti].diff[...] = weight       # Caffe keeps the loss weight in the diff
+                loss += weight * float(top[ti].data.sum(dtype=xp.float64))
+        return loss
+
+    def _backward(self, start, end):
+        """Run backward from layer ``start`` down to ``end`` (inclusive indices)."""
+        for li in range(start, end - 1, -1):
+            if self._layer_need_backward[li]:
+                bottom, top = self._vecs(li)
+                self.layers[li].backward(top, self._bottom_need_backward[li], bottom)
+
+    def forward_prefilled(self):
+        """Forward the whole net; return the loss (Caffe's Net::Forward)."""
+        return self._forward(0, len(self.layers) - 1)
+
+    def _index(self, layer_name, what):
+        try:
+            return self._layer_index[layer_name]
+        except KeyError:
+            raise KeyError(f"{what} layer {layer_name!r} is not in the net; layers: "
+                           f"{', '.join(self._layer_names)}") from None
+
+    def forward(self, blobs=None, start=None, end=None, **kwargs):
+        """pycaffe's forward: set input blobs from kwargs, run start..end, return
+        ``{name: data}`` for the outputs (or the end layer's tops) plus ``blobs``."""
+        blobs = list(blobs or [])
+        start_ind = self._index(start, 'start') if start is not None else 0
+        if end is not None:
+            end_ind = self._index(end, 'end')
+            outputs = set(self.top_names[end] + blobs)
+        else:
+            end_ind = len(self.layers) - 1
+            outputs = set(self.outputs + blobs)
+        for name, value in kwargs.items():
+            if name not in self._inputs:
+                raise KeyError(f"{name!r} is not an input of the net; inputs: {self._inputs}")
+            blob = self.blobs[name]
+            value = xp.asarray(value)
+            if value.ndim == 0 or value.shape[0] != blob.shape[0]:
+                raise ValueError(f"input {name!r} has batch size {value.shape[:1]}, the blob "
+                                 f"{blob.shape[0]}; reshape the blob first")
+            blob.data[...] = value
+        self._forward(start_ind, end_ind)
+        return {name: self.blobs[name].data for name in outputs}
+
+    def backward(self, diffs=None, start=None, end=None, **kwargs):
+        """pycaffe's backward: set output diffs from kwargs, run start..end backwards,
+        return ``{name: diff}`` for the inputs (or the end layer's bottoms) plus ``diffs``."""
+        diffs = list(diffs or [])
+        start_ind = self._index(start, 'start') if start is not None else len(self.layers) - 1
+        if end is not None:
+            end_ind = self._index(end, 'end')
+            outputs = set(self.bottom_names[end] + diffs)
+        else:
+            end_ind = 0
+            outputs = set(self._inputs + diffs)
+        if kwargs:
+            if set(kwargs) != set(self.outputs):
+                raise KeyError(f"top diff arguments {sorted(kwargs)} do not match the net "
+                               f"outputs {self.outputs}")
+            for name, value in kwargs.items():
+                blob = self.blobs[name]
+                value = xp.asarray(value)
+                if value.ndim == 0 or value.shape[0] != blob.shape[0]:
+                    raise ValueError(f"diff for {name!r} is not batch sized ({blob.shape[0]})")
+                blob.diff[...] = value
+        self._backward(start_ind, end_ind)
+        return {name: self.blobs[name].diff for name in outputs}
+
+    def reshape(self):
+        """Reshape every layer's tops from its bottoms (after input blobs were reshaped)."""
+        for li, layer in enumerate(self.layers):
+            layer.reshape(*self._vecs(li))
+
+    def clear_param_diffs(self):
+        for blob in self._params_flat:
+            blob.diff[...] = 0
+
+    # -- pycaffe attributes -------------------------------------------------------------------
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def learnable_params(self):
+        """Parameter blobs that own their data (shared copies left out), in order."""
+        return [b for b, o in zip(self._params_flat, self._param_owners) if o < 0]
+
+    def param_spec(self, index):
+        """(lr_mult, decay_mult) of parameter ``index`` of the flat list, owner's if shared."""
+        owner = self._param_owners[index]
+        spec = self._param_specs[owner if owner >= 0 else index]
+        return spec.lr_mult, spec.decay_mult
+
+    def layer_need_backward(self, name):
+        return self._layer_need_backward[self._index(name, 'the')]
+
+    # -- weights ------------------------------------------------------------------------------
+    def copy_from(self, weights):
+        """Copy parameters from a caffemodel (path or formats.Weights), matching layers by
+        name; source layers absent here are ignored. Returns the names of the layers copied.
+
+        Raises WeightShapeError when a matched layer has another number or shape of blobs.
+        """
+        source = weights if isinstance(weights, formats.Weights) else \
+            formats.read_caffemodel(weights)
+        where = getattr(weights, 'name', None) or str(weights)
+        copied = []
+        for name, src_type, src_blobs in source.layers():
+            li = self._layer_index.get(name)
+            if li is None:
+                continue
+            target = self.layers[li].blobs
+            if len(target) != len(src_blobs):
+                raise WeightShapeError(
+                    f"{where}: layer {name!r} has {len(src_blobs)} parameter blobs in the "
+                    f"weights but {len(target)} in the net; to learn this layer from scratch "
+                    f"instead, rename it in the prototxt so that copy_from skips it")
+            for j, (dst, src) in enumerate(zip(target, src_blobs)):
+                if not _shape_equals(dst, src):
+                    raise WeightShapeError(
+                        f"{where}: cannot copy parameter {j} of layer {name!r}: its shape is "
+                        f"{_shape_str(src)} in the weights but {dst.shape} in the net; to learn "
+                        f"this layer from scratch instead, rename it in the prototxt so that "
+                        f"copy_from skips it")
+                dst.data[...] = src.data.reshape(dst.shape)
+            copied.append(name)
+        with_params = [n for n, layer in zip(self._layer_names, self.layers) if len(layer.blobs)]
+        if with_params and not copied:
+            log.warning("%s: no layer of the weights matched a layer of this net by name; "
+                        "the net keeps its initial (filler) parameters", where)
+        else:
+            log.info("%s: copied parameters of %d layer(s)", where, len(copied))
+        return copied
+
+    def to_proto(self, write_diff=False):
+        """(NetParameter with layers and no blobs, [[(data, diff)] per layer]), Caffe's
+        Net::ToProto."""
+        param = caffe_pb2.NetParameter(name=self.name)
+        blobs = []
+        for li, layer in enumerate(self.layers):
+            lp = param.layer.add()
+            lp.CopyFrom(self._param.layer[li])
+            lp.ClearField('blobs')
+            blobs.append([(b.data, b.diff if write_diff else None) for b in layer.blobs])
+        return param, blobs
+
+    def save(self, path, write_diff=False):
+        """Write the net's parameters as a binary caffemodel (atomically)."""
+        param, blobs = self.to_proto(write_diff)
+        formats.write_caffemodel(path, param, blobs, write_diff)
+
+    def share_with(self, other):
+        """Share parameter data with ``other`` for every layer of the same name (Caffe's
+        ShareTrainedLayersWith)."""
+        for name, layer in zip(other._layer_names, other.layers):
+            li = self._layer_index.get(name)
+            if li is None:
+                continue
+            target = self.layers[li].blobs
+            if len(target) != len(layer.blobs):
+                raise WeightShapeError(f"share_with: layer {name!r} has {len(layer.blobs)} "
+                                       f"parameter blobs there but {len(target)} here")
+            for j, (dst, src) in enumerate(zip(target, layer.blobs)):
+                if dst.shape != src.shape:
+                    raise WeightShapeError(f"share_with: parameter {j} of layer {name!r} has "
+                                           f"shape {src.shape} there but {dst.shape} here")
+                dst.share_data(src)
+
+    def __repr__(self):
+        return f"<npcaffe.Net {self.name!r}: {len(self.layers)} layers>"
+
+
+def _shape_equals(blob, src):
+    """Caffe's Blob::ShapeEquals: legacy 4-D dims compare with the last four axes."""
+    if src.legacy:
+        if blob.num_axes > 4:
+            return False
+        padded = (1,) * (4 - blob.num_axes) + tuple(blob.shape)
+        return padded == tuple(src.shape)
+    return tuple(blob.shape) == tuple(src.shape)
+
+
+def _shape_str(src):
+    s = ' x '.join(str(d) for d in src.shape)
+    return f"{s} (legacy num/channels/height/width)" if src.legacy else s

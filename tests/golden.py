@@ -1,0 +1,83 @@
+"""Run a golden case recorded with BVLC Caffe (shared/golden/<case>) through npcaffe.
+
+Tolerances (golden/FORMAT.md): forward max|a-b| <= 1e-4 * max|b|, backward 1e-3 * max|b|.
+"""
+import json
+
+import numpy as np
+
+import npcaffe
+from tests.conftest import require_shared
+
+FORWARD_TOL = 1e-4
+BACKWARD_TOL = 1e-3
+# blobs whose values are all (near) zero: judge them on an absolute floor
+_FLOOR = 1e-6
+
+
+def golden_cases(prefix=''):
+    """Names of the layer/net cases (folders with net.prototxt and blobs.npz)."""
+    from tests.conftest import shared_dir
+    base = shared_dir()
+    if base is None:
+        return []
+    return sorted(p.parent.name for p in (base / 'golden').glob('*/blobs.npz')
+                  if p.parent.name.startswith(prefix))
+
+
+def assert_close(actual, expected, tol, what):
+    expected = np.asarray(expected)
+    actual = np.asarray(actual)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = max(float(np.abs(expected).max()) if expected.size else 0.0, _FLOOR)
+    err = float(np.abs(actual.astype(np.float64) - expected).max()) if expected.size else 0.0
+    assert err <= tol * scale, f"{what}: max|a-b| = {err:.3g} > {tol} * {scale:.3g}"
+    return err / scale
+
+
+def load_case(case):
+    folder = require_shared('golden', case)
+    meta = json.loads((folder / 'meta.json').read_text())
+    arrays = np.load(folder / 'blobs.npz')
+    return folder, meta, {k: arrays[k] for k in arrays.files}
+
+
+def run_golden_case(case):
+    """Build the case's net with its weights, feed its inputs, compare every recorded blob,
+    parameter, diff and parameter diff. Returns the worst relative errors."""
+    folder, meta, arrays = load_case(case)
+    train = any(k.startswith('diff/') or k.startswith('pdiff/') for k in arrays)
+    phase = npcaffe.TRAIN if train else npcaffe.TEST
+    net = npcaffe.Net(str(folder / 'net.prototxt'), str(folder / 'weights.caffemodel'), phase)
+    for key, value in arrays.items():
+        if key.startswith('in/'):
+            blob = net.blobs[key[3:]]
+            blob.reshape(*value.shape)
+            blob.data[...] = value
+    for key, value in arrays.items():
+        if key.startswith('param/'):
+            _, layer, i = key.split('/')
+            assert_close(net.params[layer][int(i)].data, value, 0, f"{case}: param {layer}/{i}")
+    net.forward()
+    worst = {'forward': 0.0, 'backward': 0.0}
+    for key, value in arrays.items():
+        if key.startswith('data/'):
+            err = assert_close(net.blobs[key[5:]].data, value, FORWARD_TOL, f"{case}: {key}")
+            worst['forward'] = max(worst['forward'], err)
+    if not train:
+        return worst
+    for key, value in arrays.items():
+        if key.startswith('topdiff/'):
+            net.blobs[key[8:]].diff[...] = value
+    net.backward()
+    for key, value in arrays.items():
+        if key.startswith('diff/'):
+            actual = net.blobs[key[5:]].diff
+        elif key.startswith('pdiff/'):
+            _, layer, i = key.split('/')
+            actual = net.params[layer][int(i)].diff
+        else:
+            continue
+        err = assert_close(actual, value, BACKWARD_TOL, f"{case}: {key}")
+        worst['backward'] = max(worst['backward'], err)
+    return worst
