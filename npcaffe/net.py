@@ -458,11 +458,17 @@ class Net:
         """Parameter blobs that own their data (shared copies left out), in order."""
         return [b for b, o in zip(self._params_flat, self._param_owners) if o < 0]
 
-    def param_spec(self, index):
-        """(lr_mult, decay_mult) of parameter ``index`` of the flat list, owner's if shared."""
-        owner = self._param_owners[index]
-        spec = self._param_specs[owner if owner >= 0 else index]
-        return spec.lr_mult, spec.decay_mult
+    @property
+    def learnable_param_multipliers(self):
+        """(lr_mult, decay_mult) of each of ``learnable_params`` (the owner's ParamSpec)."""
+        return [(s.lr_mult, s.decay_mult)
+                for s, o in zip(self._param_specs, self._param_owners) if o < 0]
+
+    @property
+    def learnable_param_names(self):
+        """'layer/index' of each of ``learnable_params``, for messages and logs."""
+        return [f"{self._layer_names[li]}/{pi}"
+                for (li, pi), o in zip(self._param_layer_indices, self._param_owners) if o < 0]
 
     def layer_need_backward(self, name):
         return self._layer_need_backward[self._index(name, 'the')]
@@ -496,7 +502,8 @@ class Net:
                         f"this layer from scratch instead, rename it in the prototxt so that "
                         f"copy_from skips it")
                 dst.data[...] = src.data.reshape(dst.shape)
-            copied.append(name)
+            if target:
+                copied.append(name)
         with_params = [n for n, layer in zip(self._layer_names, self.layers) if len(layer.blobs)]
         if with_params and not copied:
             log.warning("%s: no layer of the weights matched a layer of this net by name; "
