@@ -53,12 +53,12 @@ def check_layer_gradient(layer, bottom_arrays, num_tops=1, check_bottoms=None, e
     def analytic():
         layer.reshape(bottom, top)
         layer.forward(bottom, top)
-        for t, w in zip(top, top_weights):
-            t.diff[...] = w
         for p in layer.blobs:
             p.diff[...] = 0
         for b in bottom:
             b.diff[...] = 0
+        for t, w in zip(top, top_weights):     # after zeroing: a top may share the bottom diff
+            t.diff[...] = w
         propagate = [i in check_bottoms for i in range(len(bottom))]
         layer.param_propagate_down = [True] * len(layer.blobs)
         layer.backward(top, propagate, bottom)
