@@ -16,6 +16,10 @@ from npcaffe.layers import layer_type_list
 from npcaffe.layers.base import TEST, TRAIN, Layer
 from npcaffe.net import Net
 from npcaffe.proto import caffe_pb2
+# pycaffe's generator API; ``npcaffe.layers`` is NetSpec's layer factory, as ``caffe.layers``
+# (the engine's layer package stays importable as ``npcaffe.layers.<family>``).
+from npcaffe import coord_map, net_spec  # noqa: E402
+from npcaffe.net_spec import NetSpec, layers, params, to_proto  # noqa: E402
 
 __version__ = '1.0.0'
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
@@ -52,9 +56,6 @@ def _lazy(name):
 def __getattr__(attr):
     # Optional parts (solvers, NetSpec, coord_map, io) load on first use.
     lazy = {
-        'NetSpec': ('net_spec', 'NetSpec'), 'layers': ('net_spec', 'layers'),
-        'params': ('net_spec', 'params'), 'to_proto': ('net_spec', 'to_proto'),
-        'coord_map': ('coord_map', None), 'net_spec': ('net_spec', None),
         'io': ('io', None), 'draw': ('draw', None),
         'get_solver': ('solver', 'get_solver'), 'SGDSolver': ('solver', 'SGDSolver'),
         'NesterovSolver': ('solver', 'NesterovSolver'),
@@ -69,7 +70,8 @@ def __getattr__(attr):
     raise AttributeError(f"module 'npcaffe' has no attribute {attr!r}")
 
 
-__all__ = ['Blob', 'CaffeError', 'Layer', 'ModelFileError', 'Net', 'NetError',
+__all__ = ['Blob', 'CaffeError', 'Layer', 'ModelFileError', 'Net', 'NetError', 'NetSpec',
+           'coord_map', 'layers', 'net_spec', 'params', 'to_proto',
            'NotSupportedError', 'PrototxtError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
            'WeightShapeError', 'caffe_pb2', 'has_nccl', 'layer_type_list', 'set_device',
            'set_mode_cpu', 'set_mode_gpu', 'set_random_seed']

@@ -1,0 +1,16 @@
+"""Net generators: the FCN family as train/val/deploy/solver prototxts.
+
+Command line: ``python -m nets fcn8s --classes 21 --sbd-dir SBD --voc-dir VOC --out DIR``
+(``python -m nets --help`` describes the variants and data options). In Python::
+
+    from nets import fcn, solver, generate, data_sources
+    net = fcn('fcn8s', num_classes=21)        # the deploy NetParameter
+    print(net)                                # prototxt text
+"""
+from .fcn import (VARIANTS, DataLayer, NetsError, Variant, data_sources, fcn, folder_data,
+                  generate, sbd_data, solver, voc_data)
+from .shapes import ShapeError, blob_shapes
+
+__all__ = ['VARIANTS', 'DataLayer', 'NetsError', 'Variant', 'data_sources', 'fcn',
+           'folder_data', 'generate', 'sbd_data', 'solver', 'voc_data', 'ShapeError',
+           'blob_shapes']
