@@ -15,17 +15,13 @@ if str(REPO) not in sys.path:  # run as `pytest` from anywhere, not only `python
 
 import labeltools  # noqa: E402
 import vis  # noqa: E402
+from tests.conftest import require_shared  # noqa: E402
 from labeltools import UnknownColourError, rgb_to_index  # noqa: E402
 
 
 def shared_dir():
-    """../shared (or $FCN_SHARED); skip when absent, fail when absent under CI=true."""
-    root = Path(os.environ.get('FCN_SHARED', REPO.parent / 'shared'))
-    if not (root / 'data' / 'voc-mini').is_dir():
-        if os.environ.get('CI') == 'true':
-            pytest.fail(f'shared data missing at {root} (CI=true)')
-        pytest.skip(f'shared data not found at {root}')
-    return root
+    """shared/ (skips when absent, fails under CI=true)."""
+    return require_shared('data', 'voc-mini').parents[1]
 
 
 def random_label(seed, shape=(6, 8), classes=21):

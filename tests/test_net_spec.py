@@ -1,7 +1,6 @@
 """NetSpec: pycaffe's naming rules and text output, checked against BVLC pycaffe's golden output."""
 import importlib.util
 import sys
-import types
 
 import pytest
 
@@ -15,20 +14,6 @@ _EXPORTS = dict(NetSpec=NetSpec, layers=L, params=P, to_proto=to_proto,
                 coord_map=sys.modules['npcaffe.coord_map'])
 
 
-def _exported():
-    """Whether npcaffe exposes the NetSpec names as pycaffe does (``caffe.layers`` is the
-    NetSpec layer factory, not the engine's layer package)."""
-    return all(getattr(npcaffe, name, None) is obj for name, obj in _EXPORTS.items())
-
-
-def _api():
-    """The pycaffe-like module the golden programs take: npcaffe itself once it exports the
-    NetSpec names, else a stand-in made of the same objects."""
-    if _exported():
-        return npcaffe
-    return types.SimpleNamespace(NetSpec=NetSpec, layers=L, params=P, to_proto=to_proto,
-                                 coord_map=npcaffe.coord_map, TRAIN=caffe_pb2.TRAIN,
-                                 TEST=caffe_pb2.TEST)
 
 
 def _golden_cases(shared):
@@ -45,12 +30,9 @@ def test_golden_cases_reproduce_pycaffe_text_exactly(shared):
                                            'crop_dilated_strided', 'crop_alexnet_like']
     for case in cases:
         expected = (folder / f'{case.__name__}.prototxt').read_text()
-        assert str(case(_api())) == expected, case.__name__
+        assert str(case(npcaffe)) == expected, case.__name__
 
 
-@pytest.mark.xfail(not _exported(), strict=True,
-                   reason="npcaffe/__init__.py does not export the NetSpec names yet "
-                          "(npcaffe.layers must be net_spec.layers, as caffe.layers is)")
 def test_npcaffe_exports_the_pycaffe_names():
     for name, obj in _EXPORTS.items():
         assert getattr(npcaffe, name) is obj, name

@@ -16,17 +16,13 @@ if str(REPO) not in sys.path:  # run as `pytest` from anywhere, not only `python
     sys.path.insert(0, str(REPO))
 
 import score  # noqa: E402
+from tests.conftest import require_shared  # noqa: E402
 from score import ConfusionMatrix, fast_hist, seg_metrics  # noqa: E402
 
 
 def shared_dir():
-    """../shared (or $FCN_SHARED); skip when absent, fail when absent under CI=true."""
-    root = Path(os.environ.get('FCN_SHARED', REPO.parent / 'shared'))
-    if not (root / 'data' / 'voc-mini').is_dir():
-        if os.environ.get('CI') == 'true':
-            pytest.fail(f'shared data missing at {root} (CI=true)')
-        pytest.skip(f'shared data not found at {root}')
-    return root
+    """shared/ (skips when absent, fails under CI=true)."""
+    return require_shared('data', 'voc-mini').parents[1]
 
 
 # A 3-class example worked out on paper. Ten pixels, the last one ignored (255):

@@ -143,9 +143,6 @@ def test_golden_direct(case):
 
 @pytest.mark.parametrize('case', GOLDEN)
 def test_golden_net(case):
-    import npcaffe
-    if not hasattr(npcaffe, 'Net'):
-        pytest.skip("npcaffe.Net is not available yet (run_case_directly covers the layers)")
     from tests.golden import run_golden_case
     run_golden_case(case)
 
