@@ -1,5 +1,4 @@
 """Tests of labeltools.py: RGB -> index conversion, the convert and check commands."""
-import os
 import re
 import subprocess
 import sys

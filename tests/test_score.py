@@ -1,6 +1,5 @@
 """Tests of score.py: confusion matrix, metrics worked out by hand, ignore label, CLI."""
 import json
-import os
 import re
 import subprocess
 import sys

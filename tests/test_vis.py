@@ -1,5 +1,4 @@
 """Tests of vis.py: the computed VOC palette, P-mode label images, colorize, overlay."""
-import os
 import sys
 from pathlib import Path
 
