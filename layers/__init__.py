@@ -1,0 +1,11 @@
+"""The toolkit's Python data layers, for ``python_param { module: "layers.<name>" ... }``.
+
+- ``layers.voc``: ``VOCSegDataLayer`` (PASCAL VOC) and ``SBDDSegDataLayer`` (SBD), the
+  reference FCN layers with checked parameters;
+- ``layers.folder``: ``FolderSegDataLayer``, one's own folder of image / label PNG pairs;
+- ``layers.images``: the loading, checks and base layer they share;
+- ``layers.params``: safe ``param_str`` parsing (Python literal or JSON, keys checked).
+
+Every layer reaches the engine through ``from backend import caffe`` only, so the same modules
+run under npcaffe and BVLC pycaffe.
+"""
