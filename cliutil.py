@@ -1,0 +1,98 @@
+"""What every command-line tool of the toolkit shares: argparse that reports usage errors as
+``error: ...``, one place that turns exceptions into one line on stderr and an exit status, the
+``--debug``/``--verbose`` flags, and a progress bar that shows only on a terminal.
+
+Exit statuses: 0 success, 1 the work failed (bad input, a fault), 2 the command line is wrong,
+130 interrupted.
+"""
+import argparse
+import logging
+import sys
+import time
+
+# Exceptions whose message is the whole story (the engine's errors derive from these).
+EXPECTED = (ValueError, OSError, KeyError, LookupError, NotImplementedError, RuntimeError,
+            ArithmeticError, MemoryError)
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit status 2)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with ``--debug`` and ``--verbose``, raising UsageError instead of exiting."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('formatter_class', argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument('--verbose', '-v', action='store_true', help='log more detail')
+        self.add_argument('--debug', action='store_true',
+                          help='show the full traceback when something fails')
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _message(exc):
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text or type(exc).__name__
+
+
+def run(body, parser, argv=None):
+    """Parse ``argv`` with ``parser``, set up logging, call ``body(args)``; return the exit
+    status (body's return value, or 0). Failures print ``error: ...`` on stderr."""
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if args.debug else
+                        logging.INFO if args.verbose else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        status = body(args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that reports every failure
+        if args.debug:
+            raise
+        if isinstance(exc, EXPECTED):
+            print(f"error: {_message(exc)}", file=sys.stderr)
+        else:
+            print(f"error: internal error, {type(exc).__name__}: {exc} "
+                  f"(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0 if status is None else status
+
+
+def progress(iterable, total=None, label='', stream=None):
+    """Yield from ``iterable``, drawing a progress bar on ``stream`` (stderr) when it is a
+    terminal; otherwise just yield."""
+    stream = stream or sys.stderr
+    if not (hasattr(stream, 'isatty') and stream.isatty()):
+        yield from iterable
+        return
+    total = total if total is not None else (len(iterable) if hasattr(iterable, '__len__')
+                                             else None)
+    start = time.monotonic()
+    done = 0
+    for item in iterable:
+        yield item
+        done += 1
+        rate = done / max(time.monotonic() - start, 1e-9)
+        if total:
+            filled = int(30 * done / total)
+            bar = '#' * filled + '.' * (30 - filled)
+            stream.write(f"\r{label} [{bar}] {done}/{total} {rate:.2f}/s")
+        else:
+            stream.write(f"\r{label} {done} {rate:.2f}/s")
+        stream.flush()
+    stream.write('\n')
