@@ -10,7 +10,8 @@ import logging as _logging
 
 from npcaffe.blob import Blob
 from npcaffe.errors import (CaffeError, ModelFileError, NetError, NotSupportedError,
-                            PrototxtError, UnknownLayerTypeError, WeightShapeError)
+                            PrototxtError, SnapshotError, TrainingDivergedError,
+                            UnknownLayerTypeError, WeightShapeError)
 from npcaffe.filler import set_seed as _set_seed
 from npcaffe.layers import layer_type_list
 from npcaffe.layers.base import TEST, TRAIN, Layer
@@ -62,6 +63,7 @@ def __getattr__(attr):
         'AdaGradSolver': ('solver', 'AdaGradSolver'),
         'RMSPropSolver': ('solver', 'RMSPropSolver'),
         'AdaDeltaSolver': ('solver', 'AdaDeltaSolver'), 'AdamSolver': ('solver', 'AdamSolver'),
+        'solver_type_list': ('solver', 'solver_type_list'),
     }
     if attr in lazy:
         module, name = lazy[attr]
@@ -72,6 +74,6 @@ def __getattr__(attr):
 
 __all__ = ['Blob', 'CaffeError', 'Layer', 'ModelFileError', 'Net', 'NetError', 'NetSpec',
            'coord_map', 'layers', 'net_spec', 'params', 'to_proto',
-           'NotSupportedError', 'PrototxtError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
+           'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TrainingDivergedError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
            'WeightShapeError', 'caffe_pb2', 'has_nccl', 'layer_type_list', 'set_device',
            'set_mode_cpu', 'set_mode_gpu', 'set_random_seed']

@@ -30,3 +30,11 @@ class WeightShapeError(NetError):
 
 class NotSupportedError(CaffeError, NotImplementedError):
     """A Caffe feature this engine does not implement (names the field or mode)."""
+
+
+class TrainingDivergedError(CaffeError, FloatingPointError):
+    """The loss (or a weight about to be snapshotted) became NaN or infinite."""
+
+
+class SnapshotError(CaffeError, OSError):
+    """Snapshots cannot be written where snapshot_prefix points."""

@@ -257,6 +257,8 @@ class Net:
             except Exception as exc:
                 raise NetError(f"{self._where}: layer {lp.name!r} ({layer.type}) failed to "
                                f"set up: {type(exc).__name__}: {exc}") from exc
+            if layer.is_loss and not lp.loss_weight:
+                lp.loss_weight.append(1.0)   # Caffe's LossLayer::LayerSetUp; saved models carry it
             loss_tops = [(ti, layer.loss_weight(ti)) for ti in range(len(top))]
             self._loss_tops.append([(ti, w) for ti, w in loss_tops if w])
             for ti, weight in self._loss_tops[-1]:
