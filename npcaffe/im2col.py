@@ -23,8 +23,9 @@ from npcaffe.arraymod import xp
 
 _as_strided = xp.lib.stride_tricks.as_strided
 
-#: col2im adds whole phase blocks instead of single offsets from this many kernel offsets on
-#: (measured: per-offset adds win for 4x4 and 8x8 kernels, phase blocks for 16x16 and 64x64).
+#: col2im adds whole phase blocks instead of single offsets from this many kernel offsets on.
+#: Measured on 2 cores, 21-channel FCN deconvolutions (offsets vs phases): 4x4/2 0.65 vs 2.3 ms,
+#: 8x8/4 6.9 vs 13.4 ms, 16x16/8 52 vs 53 ms, 64x64/32 90 vs 34 ms.
 PHASE_MIN_OFFSETS = 256
 
 

@@ -167,7 +167,7 @@ def test_convolution_by_hand():
     np.testing.assert_array_equal(top[0].data[0, 0], [[0, 2], [6, 8]])
 
 
-# -- gradients -------------------------------------------------------------------------------------
+# -- gradients ------------------------------------------------------------------------------------
 GRAD_CONV = [
     'num_output: 3 kernel_size: 3 pad: 1',
     'num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2',
@@ -269,7 +269,7 @@ def test_float32_in_float32_out(type_name, kernel):
     assert bottom[0].diff.dtype == np.float32 and layer.blobs[0].diff.dtype == np.float32
 
 
-# -- errors ------------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 def test_kernel_larger_than_padded_input():
     layer = make_layer('Convolution', 'convolution_param { num_output: 1 kernel_size: 5 pad: 1 }',
                        name='conv_big')

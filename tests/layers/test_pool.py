@@ -17,7 +17,7 @@ def pool_layer(params, phase=TRAIN):
     return make_layer('Pooling', f'pooling_param {{ {params} }}', phase)
 
 
-# -- Caffe's loops, one output at a time (the oracle) -----------------------------------------------
+# -- Caffe's loops, one output at a time (the oracle) ---------------------------------------------
 def caffe_pool(x, dy, method, kernel, stride, pad, ceil_mode=True):
     """Forward and backward of Caffe's PoolingLayer, transcribed window by window: returns
     (top, bottom diff, mask)."""
@@ -223,7 +223,7 @@ def test_gradient(params):
     check_layer_gradient(pool_layer(params), [distinct_input((2, 2, 5, 6), 7)])
 
 
-# -- other modes -----------------------------------------------------------------------------------
+# -- other modes ----------------------------------------------------------------------------------
 def test_stochastic_test_phase():
     """Caffe's TEST rule: sum x^2 / sum x per window: [[1, 2], [3, 0]] -> 14/6; a window
     summing to 0 gives 0."""
@@ -247,7 +247,7 @@ def test_float32_in_float32_out():
         assert bottom[0].diff.dtype == np.float32
 
 
-# -- errors ------------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize('params, text', [
     ('pool: MAX kernel_size: 2 pad: 2', 'smaller than the kernel'),
     ('pool: MAX kernel_size: 3 kernel_h: 3 kernel_w: 3', 'kernel_size'),
