@@ -5,8 +5,13 @@ Tolerances (golden/FORMAT.md): forward max|a-b| <= 1e-4 * max|b|, backward 1e-3 
 import json
 
 import numpy as np
+from google.protobuf import text_format
 
 import npcaffe
+from npcaffe.blob import Blob
+from npcaffe.layers import create_layer
+from npcaffe.layers.base import TEST, TRAIN
+from npcaffe.proto import caffe_pb2
 from tests.conftest import require_shared
 
 FORWARD_TOL = 1e-4
@@ -124,6 +129,67 @@ def run_golden_case(case, replay_max_pool_routing=False, skip_tie_dependent=Fals
             if layer in tainted_layers:
                 continue
             actual = net.params[layer][int(i)].diff
+        else:
+            continue
+        err = assert_close(actual, value, BACKWARD_TOL, f"{case}: {key}")
+        worst['backward'] = max(worst['backward'], err)
+    return worst
+
+def run_case_directly(case):
+    """Run a golden case's layers (all but Input) directly, without a Net, and compare every
+    recorded blob, diff and parameter diff with FORMAT.md's tolerances. Returns the worst
+    relative errors {'forward': .., 'backward': ..}."""
+    folder = require_shared('golden', case)
+    arrays = dict(np.load(folder / 'blobs.npz'))
+    net_param = caffe_pb2.NetParameter()
+    text_format.Parse((folder / 'net.prototxt').read_text(), net_param)
+    train = any(k.startswith(('diff/', 'pdiff/')) for k in arrays)
+    phase = TRAIN if train else TEST
+    blobs, layers = {}, []
+    for lp in net_param.layer:
+        if lp.type == 'Input':
+            for name in lp.top:
+                value = arrays[f'in/{name}']
+                blobs[name] = Blob(value.shape, np.float32)
+                blobs[name].data[...] = value
+            continue
+        layer = create_layer(lp, phase)
+        i = 0
+        while f'param/{lp.name}/{i}' in arrays:
+            value = arrays[f'param/{lp.name}/{i}']
+            layer.blobs.add_blob(*value.shape).data[...] = value
+            i += 1
+        bottom = [blobs[n] for n in lp.bottom]
+        top = [blobs.setdefault(n, Blob((), np.float32)) for n in lp.top]
+        layer.check_blob_counts(len(bottom), len(top))
+        layer.setup(bottom, top)
+        layer.reshape(bottom, top)
+        layer.forward(bottom, top)
+        layers.append((layer, bottom, top))
+    worst = {'forward': 0.0, 'backward': 0.0}
+    for key, value in arrays.items():
+        if key.startswith('data/'):
+            err = assert_close(blobs[key[5:]].data, value, FORWARD_TOL, f"{case}: {key}")
+            worst['forward'] = max(worst['forward'], err)
+    if not train:
+        return worst
+    for b in blobs.values():
+        b.diff[...] = 0
+    for key, value in arrays.items():
+        if key.startswith('topdiff/'):
+            blobs[key[8:]].diff[...] = value
+    for layer, bottom, top in reversed(layers):
+        for p in layer.blobs:
+            p.diff[...] = 0
+        layer.param_propagate_down = [True] * len(layer.blobs)
+        layer.backward(top, [layer.allow_force_backward(i) for i in range(len(bottom))], bottom)
+    params = {lp_layer.name: lp_layer.blobs for lp_layer, _, _ in layers}
+    for key, value in arrays.items():
+        if key.startswith('diff/'):
+            actual = blobs[key[5:]].diff
+        elif key.startswith('pdiff/'):
+            _, name, j = key.split('/')
+            actual = params[name][int(j)].diff
         else:
             continue
         err = assert_close(actual, value, BACKWARD_TOL, f"{case}: {key}")

@@ -7,7 +7,8 @@ import pytest
 from npcaffe.blob import Blob
 from npcaffe.errors import NetError, NotSupportedError
 from tests.gradcheck import check_layer_gradient
-from tests.layers.test_neuron import backward, make_layer, run, run_case_directly
+from tests.golden import run_case_directly
+from tests.layers.util import backward, make_layer, run
 
 RNG = np.random.default_rng(99)
 

@@ -10,7 +10,8 @@ from npcaffe.errors import NetError, NotSupportedError, WeightShapeError
 from npcaffe.layers import conv
 from npcaffe.layers.base import TRAIN
 from tests.gradcheck import check_layer_gradient
-from tests.layers.test_neuron import backward, make_layer, run, run_case_directly
+from tests.golden import run_case_directly
+from tests.layers.util import backward, make_layer, run
 
 GOLDEN = ['conv_k1', 'conv_k3_p1', 'conv_k5_s2_p2_g2', 'conv_dil2_nobias',
           'deconv_k3_s2_p1_bias', 'deconv_k4_s2']

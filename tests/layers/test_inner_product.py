@@ -6,7 +6,8 @@ import pytest
 from npcaffe import filler
 from npcaffe.errors import NetError, WeightShapeError
 from tests.gradcheck import check_layer_gradient
-from tests.layers.test_neuron import backward, make_layer, run, run_case_directly
+from tests.golden import run_case_directly
+from tests.layers.util import backward, make_layer, run
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 }'
 

@@ -1,64 +1,20 @@
 """Tests of npcaffe/layers/neuron.py: formulas by hand, in-place use, float64 gradient checks,
 and the golden cases recorded with BVLC Caffe.
 
-``make_layer`` and ``run_case_directly`` are shared with tests/layers/test_common.py: the
-latter runs a golden case's layers directly on the recorded inputs (no Net), so the layers are
-checked against Caffe even before the net exists.
+``run_case_directly`` (tests/golden.py) runs a golden case's layers on the recorded inputs
+without a Net, so each layer is checked against Caffe on its own as well as inside a Net.
 """
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
 from npcaffe import filler
-from npcaffe.blob import Blob
 from npcaffe.errors import NetError, NotSupportedError
-from npcaffe.layers import create_layer
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.neuron import DropoutLayer
 from npcaffe.proto import caffe_pb2
-from tests.conftest import require_shared
+from tests.golden import run_case_directly
 from tests.gradcheck import check_layer_gradient, make_blobs
-
-FORWARD_TOL = 1e-4   # golden/FORMAT.md
-BACKWARD_TOL = 1e-3
-
-
-# -- helpers shared with test_common -----------------------------------------------------------
-def make_layer(type_name, params='', phase=TEST, name='l'):
-    """A layer of ``type_name`` from LayerParameter text such as 'relu_param { ... }'."""
-    lp = caffe_pb2.LayerParameter()
-    text_format.Parse(params, lp)
-    lp.name, lp.type = name, type_name
-    return create_layer(lp, phase)
-
-
-def run(layer, arrays, num_tops=1, dtype=np.float64, in_place=False):
-    """Set up ``layer`` on blobs made from ``arrays``; forward; return (bottom, top)."""
-    bottom = []
-    for a in arrays:
-        a = np.asarray(a, dtype)
-        b = Blob(a.shape, dtype)
-        b.data[...] = a
-        bottom.append(b)
-    top = [bottom[0]] if in_place else [Blob((), dtype) for _ in range(num_tops)]
-    layer.check_blob_counts(len(bottom), len(top))
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
-def backward(layer, bottom, top, top_diffs, propagate=None):
-    """Zero diffs, write ``top_diffs``, run backward; return copies of the bottom diffs."""
-    for b in bottom:
-        b.diff[...] = 0
-    for t, d in zip(top, top_diffs):
-        t.diff[...] = d
-    if propagate is None:
-        propagate = [True] * len(bottom)
-    layer.param_propagate_down = [True] * len(layer.blobs)
-    layer.backward(top, propagate, bottom)
-    return [b.diff.copy() for b in bottom]
+from tests.layers.util import backward, make_layer, run
 
 
 def away_from(x, points, margin=0.05):
@@ -70,67 +26,6 @@ def away_from(x, points, margin=0.05):
     return x
 
 
-def run_case_directly(case):
-    """Run a golden case's layers (all but Input) directly, without a Net, and compare every
-    recorded blob, diff and parameter diff with FORMAT.md's tolerances. Returns the worst
-    relative errors {'forward': .., 'backward': ..}."""
-    from tests.golden import assert_close
-    folder = require_shared('golden', case)
-    arrays = dict(np.load(folder / 'blobs.npz'))
-    net_param = caffe_pb2.NetParameter()
-    text_format.Parse((folder / 'net.prototxt').read_text(), net_param)
-    train = any(k.startswith(('diff/', 'pdiff/')) for k in arrays)
-    phase = TRAIN if train else TEST
-    blobs, layers = {}, []
-    for lp in net_param.layer:
-        if lp.type == 'Input':
-            for name in lp.top:
-                value = arrays[f'in/{name}']
-                blobs[name] = Blob(value.shape, np.float32)
-                blobs[name].data[...] = value
-            continue
-        layer = create_layer(lp, phase)
-        i = 0
-        while f'param/{lp.name}/{i}' in arrays:
-            value = arrays[f'param/{lp.name}/{i}']
-            layer.blobs.add_blob(*value.shape).data[...] = value
-            i += 1
-        bottom = [blobs[n] for n in lp.bottom]
-        top = [blobs.setdefault(n, Blob((), np.float32)) for n in lp.top]
-        layer.check_blob_counts(len(bottom), len(top))
-        layer.setup(bottom, top)
-        layer.reshape(bottom, top)
-        layer.forward(bottom, top)
-        layers.append((layer, bottom, top))
-    worst = {'forward': 0.0, 'backward': 0.0}
-    for key, value in arrays.items():
-        if key.startswith('data/'):
-            err = assert_close(blobs[key[5:]].data, value, FORWARD_TOL, f"{case}: {key}")
-            worst['forward'] = max(worst['forward'], err)
-    if not train:
-        return worst
-    for b in blobs.values():
-        b.diff[...] = 0
-    for key, value in arrays.items():
-        if key.startswith('topdiff/'):
-            blobs[key[8:]].diff[...] = value
-    for layer, bottom, top in reversed(layers):
-        for p in layer.blobs:
-            p.diff[...] = 0
-        layer.param_propagate_down = [True] * len(layer.blobs)
-        layer.backward(top, [layer.allow_force_backward(i) for i in range(len(bottom))], bottom)
-    params = {lp_layer.name: lp_layer.blobs for lp_layer, _, _ in layers}
-    for key, value in arrays.items():
-        if key.startswith('diff/'):
-            actual = blobs[key[5:]].diff
-        elif key.startswith('pdiff/'):
-            _, name, j = key.split('/')
-            actual = params[name][int(j)].diff
-        else:
-            continue
-        err = assert_close(actual, value, BACKWARD_TOL, f"{case}: {key}")
-        worst['backward'] = max(worst['backward'], err)
-    return worst
 
 
 GOLDEN = ['relu_leaky', 'elu', 'sigmoid', 'tanh', 'absval', 'power', 'prelu', 'prelu_shared']

@@ -10,7 +10,8 @@ import pytest
 from npcaffe.errors import NetError
 from npcaffe.layers.base import TEST, TRAIN
 from tests.gradcheck import check_layer_gradient
-from tests.layers.test_softmax import backward, make_layer, run, run_golden
+from tests.golden import run_golden_case as run_golden
+from tests.layers.util import backward, make_layer, run
 
 
 def rng(seed):

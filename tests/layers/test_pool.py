@@ -8,7 +8,8 @@ from npcaffe.errors import NetError, NotSupportedError
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.pool import pooled_size
 from tests.gradcheck import check_layer_gradient
-from tests.layers.test_neuron import backward, make_layer, run, run_case_directly
+from tests.golden import run_case_directly
+from tests.layers.util import backward, make_layer, run
 
 GOLDEN = ['pool_ave_k3_s2_p1', 'pool_global_ave', 'pool_max_k2_s2_odd', 'pool_max_k3_s2_p1']
 

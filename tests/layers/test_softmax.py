@@ -8,56 +8,13 @@ and tests/layers/test_normalization.py.
 """
 import numpy as np
 import pytest
-from google.protobuf import text_format
 
-from npcaffe.blob import Blob
 from npcaffe.errors import NetError
-from npcaffe.layers import create_layer
-from npcaffe.layers.base import TEST
-from npcaffe.proto import caffe_pb2
+from tests.golden import run_golden_case as run_golden
 from tests.gradcheck import check_layer_gradient
+from tests.layers.util import backward, make_layer, run
 
 
-# -- helpers (shared with test_loss and test_normalization) ------------------------------------
-def make_layer(type_name, params='', phase=TEST, name='l'):
-    """A layer of ``type_name`` from LayerParameter text such as 'loss_param { ... }'."""
-    lp = caffe_pb2.LayerParameter()
-    text_format.Parse(params, lp)
-    lp.name, lp.type = name, type_name
-    return create_layer(lp, phase)
-
-
-def run(layer, arrays, num_tops=1, dtype=np.float64, in_place=False):
-    """Set up ``layer`` on blobs made from ``arrays``; forward; return (bottom, top)."""
-    bottom = []
-    for a in arrays:
-        a = np.asarray(a, dtype)
-        b = Blob(a.shape, dtype)
-        b.data[...] = a
-        bottom.append(b)
-    top = [bottom[0]] if in_place else [Blob((), dtype) for _ in range(num_tops)]
-    layer.check_blob_counts(len(bottom), len(top))
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
-    layer.forward(bottom, top)
-    return bottom, top
-
-
-def backward(layer, bottom, top, top_diffs, propagate=None):
-    """Write ``top_diffs`` into the tops, run backward; return copies of the bottom diffs."""
-    for t, d in zip(top, top_diffs):
-        t.diff[...] = d
-    if propagate is None:
-        propagate = [True] * len(bottom)
-    if not layer.param_propagate_down:
-        layer.param_propagate_down = [True] * len(layer.blobs)
-    layer.backward(top, propagate, bottom)
-    return [b.diff.copy() for b in bottom]
-
-
-def run_golden(case):
-    from tests.golden import run_golden_case  # the lead's helper; imported lazily
-    return run_golden_case(case)
 
 
 # -- Softmax -----------------------------------------------------------------------------------
