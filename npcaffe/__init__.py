@@ -55,9 +55,10 @@ def _lazy(name):
 
 
 def __getattr__(attr):
-    # Optional parts (solvers, NetSpec, coord_map, io) load on first use.
+    # Optional parts (solvers, io, draw, Classifier, Detector) load on first use.
     lazy = {
-        'io': ('io', None), 'draw': ('draw', None),
+        'io': ('io', None), 'draw': ('draw', None), 'hdf5': ('hdf5', None),
+        'Classifier': ('classifier', 'Classifier'), 'Detector': ('detector', 'Detector'),
         'get_solver': ('solver', 'get_solver'), 'SGDSolver': ('solver', 'SGDSolver'),
         'NesterovSolver': ('solver', 'NesterovSolver'),
         'AdaGradSolver': ('solver', 'AdaGradSolver'),
@@ -72,7 +73,8 @@ def __getattr__(attr):
     raise AttributeError(f"module 'npcaffe' has no attribute {attr!r}")
 
 
-__all__ = ['Blob', 'CaffeError', 'Layer', 'ModelFileError', 'Net', 'NetError', 'NetSpec',
+__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'Net',
+           'NetError', 'NetSpec', 'io',
            'coord_map', 'layers', 'net_spec', 'params', 'to_proto',
            'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TrainingDivergedError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
            'WeightShapeError', 'caffe_pb2', 'has_nccl', 'layer_type_list', 'set_device',

@@ -7,13 +7,14 @@ like its bottom is computed in place), set every layer up, share parameters by n
 which layers need backward (pruning what does not reach a loss; ``force_backward``), and
 collect the net's outputs (blobs no layer consumes, in name order as Caffe's std::set).
 """
+import itertools
 import logging
 import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from npcaffe import formats
+from npcaffe import formats, hdf5
 from npcaffe.arraymod import xp
 from npcaffe.blob import Blob
 from npcaffe.errors import CaffeError, NetError, WeightShapeError
@@ -201,8 +202,8 @@ class Net:
                 lp.phase = state.phase
             try:
                 layer = create_layer(lp, lp.phase)
-            except CaffeError:
-                raise
+            except CaffeError as exc:
+                _raise_located(exc, self._where)
             except Exception as exc:   # a Python layer's own __init__
                 raise NetError(f"{self._where}: layer {lp.name!r} ({lp.type}) could not be "
                                f"created: {exc}") from exc
@@ -230,8 +231,10 @@ class Net:
                 if ti < len(lp.bottom) and lp.bottom[ti] == tname:
                     bid = name_to_blob[tname]            # in place
                 elif tname in name_to_blob:
+                    first = next((self._layer_names[i] for i, ids in enumerate(self._top_ids)
+                                  if name_to_blob[tname] in ids), lp.name)
                     raise NetError(f"{self._where}: top {tname!r} of layer {lp.name!r} is "
-                                   f"already produced by another layer; tops may repeat only "
+                                   f"already produced by layer {first!r}; tops may repeat only "
                                    f"in place (top == bottom at the same position)")
                 else:
                     bid = len(self._blobs)
@@ -248,12 +251,12 @@ class Net:
             self._bottom_need_backward.append(need_bwd)
             bottom = [self._blobs[i] for i in bottom_ids]
             top = [self._blobs[i] for i in top_ids]
-            layer.check_blob_counts(len(bottom), len(top))
             try:
+                layer.check_blob_counts(len(bottom), len(top))
                 layer.setup(bottom, top)
                 layer.reshape(bottom, top)
-            except CaffeError:
-                raise
+            except CaffeError as exc:
+                _raise_located(exc, self._where)
             except Exception as exc:
                 raise NetError(f"{self._where}: layer {lp.name!r} ({layer.type}) failed to "
                                f"set up: {type(exc).__name__}: {exc}") from exc
@@ -480,8 +483,13 @@ class Net:
         """Copy parameters from a caffemodel (path or formats.Weights), matching layers by
         name; source layers absent here are ignored. Returns the names of the layers copied.
 
+        A path ending in ``.h5`` (or a file with the HDF5 signature) is read as Caffe's HDF5
+        weights (``load_hdf5``), as Caffe's CopyTrainedLayersFrom decides.
+
         Raises WeightShapeError when a matched layer has another number or shape of blobs.
         """
+        if not isinstance(weights, formats.Weights) and hdf5.is_hdf5(weights):
+            return self.load_hdf5(weights)
         source = weights if isinstance(weights, formats.Weights) else \
             formats.read_caffemodel(weights)
         where = getattr(weights, 'name', None) or str(weights)
@@ -507,11 +515,17 @@ class Net:
             if target:
                 copied.append(name)
         with_params = [n for n, layer in zip(self._layer_names, self.layers) if len(layer.blobs)]
+        source_count = sum(1 for _, _, blobs in source.layers() if blobs)
         if with_params and not copied:
-            log.warning("%s: no layer of the weights matched a layer of this net by name; "
-                        "the net keeps its initial (filler) parameters", where)
+            log.warning("%s: no layer of the weights matched a layer of this net by name (0 of "
+                        "the net's %d layers with parameters; the weights hold %d); the net "
+                        "keeps its initial (filler) parameters. Are these the weights of "
+                        "another net?", where, len(with_params), source_count)
         else:
-            log.info("%s: copied parameters of %d layer(s)", where, len(copied))
+            missing = [n for n in with_params if n not in copied]
+            log.info("%s: copied parameters of %d of the net's %d layer(s) with parameters%s",
+                     where, len(copied), len(with_params),
+                     f"; not in the weights: {', '.join(missing)}" if missing else '')
         return copied
 
     def to_proto(self, write_diff=False):
@@ -548,8 +562,212 @@ class Net:
                                            f"shape {src.shape} there but {dst.shape} here")
                 dst.share_data(src)
 
+    # -- HDF5 weights (Caffe's Net::ToHDF5 / CopyTrainedLayersFromHDF5) ----------------------
+    def _param_owned(self):
+        """{(layer index, blob index): True when the parameter owns its data}."""
+        return {key: owner < 0 for key, owner in zip(self._param_layer_indices,
+                                                     self._param_owners)}
+
+    def save_hdf5(self, filename, write_diff=False):
+        """Write the parameters as Caffe's HDF5 weights (``data/<layer>/<i>``; ``diff/...``
+        too with ``write_diff``), whatever the file's extension (pycaffe's ``save_hdf5``).
+        Parameters shared from another layer are written only with their owner, as Caffe
+        does."""
+        owned = self._param_owned()
+        layers = []
+        for li, (name, layer) in enumerate(zip(self._layer_names, self.layers)):
+            layers.append((name, [(blob.data, blob.diff if write_diff else None,
+                                   owned.get((li, j), True))
+                                  for j, blob in enumerate(layer.blobs)]))
+        hdf5.write_weights(filename, layers, write_diff)
+
+    def load_hdf5(self, filename):
+        """Copy parameters from Caffe's HDF5 weights, matching layers by name (pycaffe's
+        ``load_hdf5``, Caffe's CopyTrainedLayersFromHDF5): source layers absent here are
+        ignored; a source layer may lack only parameters this net shares from another layer.
+        Returns the names of the layers copied.
+
+        Raises WeightShapeError (naming the file and the layer) for a count or shape mismatch.
+        """
+        where = str(filename)
+        owned = self._param_owned()
+        copied = []
+        for name, source in hdf5.read_weights(filename):
+            li = self._layer_index.get(name)
+            if li is None:
+                log.info("%s: ignoring source layer %s", where, name)
+                continue
+            target = self.layers[li].blobs
+            if len(source) > len(target) or any(j >= len(target) for j in source):
+                raise WeightShapeError(
+                    f"{where}: layer {name!r} has {len(source)} parameter datasets in the "
+                    f"weights but {len(target)} parameter blobs in the net; to learn this "
+                    f"layer from scratch instead, rename it in the prototxt")
+            for j, dst in enumerate(target):
+                if j not in source:
+                    if owned.get((li, j), True):
+                        raise WeightShapeError(
+                            f"{where}: layer {name!r} has no dataset {j} in the weights "
+                            f"(data/{name}/{j}) but the net has {len(target)} parameter "
+                            f"blobs there")
+                    continue            # shared in this net: the owner brings the values
+                src = source[j]
+                if tuple(src.shape) != tuple(dst.shape):
+                    raise WeightShapeError(
+                        f"{where}: cannot copy parameter {j} of layer {name!r}: its shape is "
+                        f"{' x '.join(map(str, src.shape)) or 'scalar'} in the weights but "
+                        f"{dst.shape} in the net; to learn this layer from scratch instead, "
+                        f"rename it in the prototxt")
+                dst.data[...] = src
+            if target:
+                copied.append(name)
+        log.info("%s: copied parameters of %d layer(s)", where, len(copied))
+        return copied
+
+    # -- pycaffe's batching helpers -----------------------------------------------------------
+    def _batch_size(self, names):
+        sizes = {name: self.blobs[name].shape[0] if self.blobs[name].num_axes else None
+                 for name in names}
+        distinct = set(sizes.values())
+        if None in distinct or len(distinct) != 1:
+            raise ValueError(f"blobs {sorted(sizes)} do not share one batch size (first axes "
+                             f"{sizes}); reshape them to the same batch first")
+        return distinct.pop()
+
+    def _batch(self, arrays):
+        """Yield ``{name: batch}`` dicts of the net's batch size from ``arrays`` (``{name:
+        (num, ...) array}``, every one of the same length); the last batch is padded with
+        zeros (pycaffe's ``_Net_batch``)."""
+        arrays = {name: xp.asarray(value) for name, value in arrays.items()}
+        lengths = {name: value.shape[0] if value.ndim else None
+                   for name, value in arrays.items()}
+        if len(set(lengths.values())) != 1 or None in lengths.values():
+            raise ValueError(f"arrays to batch must all have the same length along their "
+                             f"first axis; got {lengths}")
+        num = next(iter(lengths.values()))
+        batch_size = self._batch_size(arrays)
+        for start in range(0, num - num % batch_size, batch_size):
+            yield {name: value[start:start + batch_size] for name, value in arrays.items()}
+        remainder = num % batch_size
+        if remainder:
+            padded = {}
+            for name, value in arrays.items():
+                pad = xp.zeros((batch_size - remainder,) + value.shape[1:], value.dtype)
+                padded[name] = xp.concatenate([value[num - remainder:], pad])
+            yield padded
+
+    @staticmethod
+    def _join(pieces, num, batch_size):
+        """Concatenate per-batch copies along the first axis and drop the padding. A blob
+        without a batch axis (a loss, say) comes back with one entry per batch."""
+        out = {}
+        for name, parts in pieces.items():
+            if parts and all(p.ndim and p.shape[0] == batch_size for p in parts):
+                out[name] = xp.concatenate(parts)[:num]
+            else:
+                out[name] = xp.stack(parts) if parts else xp.zeros((0,))
+        return out
+
+    def forward_all(self, blobs=None, **kwargs):
+        """Forward inputs of any length in batches of the net's batch size (pycaffe's
+        ``forward_all``): ``kwargs`` are ``{input name: (num, ...) array}``; returns
+        ``{blob name: (num, ...) array}`` for the outputs plus ``blobs``, the padding of the
+        last batch removed."""
+        names = set(self.outputs + list(blobs or []))
+        if not kwargs:
+            return {name: value.copy() for name, value in self.forward(blobs=blobs).items()}
+        unknown = sorted(set(kwargs) - set(self._inputs))
+        if unknown:
+            raise KeyError(f"{unknown} are not inputs of the net; inputs: {self._inputs}")
+        num = len(next(iter(kwargs.values())))
+        batch_size = self._batch_size(kwargs)
+        pieces = {name: [] for name in names}
+        for batch in self._batch(kwargs):
+            for name, value in self.forward(blobs=blobs, **batch).items():
+                pieces[name].append(value.copy())
+        return self._join(pieces, num, batch_size)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """Forward and backward in batches (pycaffe's ``forward_backward_all``): ``kwargs``
+        hold input arrays (for forward) and output diffs (for backward), each ``(num, ...)``;
+        without inputs the net's own data layers feed it, without output diffs the loss
+        weights seed the backward. Returns ``({blob: data}, {blob: diff})`` for the outputs
+        plus ``blobs`` and the inputs plus ``diffs``, the padding of the last batch removed."""
+        unknown = sorted(set(kwargs) - set(self._inputs) - set(self.outputs))
+        if unknown:
+            raise KeyError(f"{unknown} are neither inputs ({self._inputs}) nor outputs "
+                           f"({self.outputs}) of the net")
+        lengths = {k: len(v) for k, v in kwargs.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"arrays to batch must all have the same length along their "
+                             f"first axis; got {lengths}")
+        inputs = {k: v for k, v in kwargs.items() if k in self._inputs}
+        tops = {k: v for k, v in kwargs.items() if k in self.outputs}
+        all_outs = {name: [] for name in set(self.outputs + list(blobs or []))}
+        all_diffs = {name: [] for name in set(self._inputs + list(diffs or []))}
+        forward_batches = self._batch(inputs) if inputs else iter(())
+        backward_batches = self._batch(tops) if tops else iter(())
+        for fb, bb in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
+            for name, value in self.forward(blobs=blobs, **fb).items():
+                all_outs[name].append(value.copy())
+            for name, value in self.backward(diffs=diffs, **bb).items():
+                all_diffs[name].append(value.copy())
+        if not kwargs:
+            return ({k: v[0] for k, v in all_outs.items()},
+                    {k: v[0] for k, v in all_diffs.items()})
+        num = len(next(iter(kwargs.values())))
+        batch_size = self._batch_size(kwargs)
+        return (self._join(all_outs, num, batch_size), self._join(all_diffs, num, batch_size))
+
+    def backward_all(self, diffs=None, **kwargs):
+        """Backward in batches: the diffs half of :meth:`forward_backward_all`. Each batch is
+        forwarded first (from the input arrays in ``kwargs``, if any) so that its backward
+        sees its own activations; output diffs in ``kwargs`` seed the backward. Returns
+        ``{blob: (num, ...) diff}`` for the inputs plus ``diffs``."""
+        return self.forward_backward_all(diffs=diffs, **kwargs)[1]
+
+    # -- MemoryData -------------------------------------------------------------------------
+    def set_input_arrays(self, data, labels):
+        """Hand ``data`` (N, C, H, W) and ``labels`` (N,) or (N, 1, 1, 1) to the net's
+        MemoryData layer (pycaffe's ``set_input_arrays``); N must be a multiple of the layer's
+        batch_size. Each forward then takes the next batch, wrapping around. The arrays are
+        kept (converted to float32 C-contiguous only where they are not already)."""
+        layer = next((l for l in self.layers if l.type == 'MemoryData'), None)
+        if layer is None:
+            first = (f"its first layer is {self._layer_names[0]!r} of type "
+                     f"{self.layers[0].type}" if self.layers else 'it has no layers')
+            raise NetError(f"{self._where}: set_input_arrays needs a MemoryData layer, and this "
+                           f"net has none ({first}); set input blobs with "
+                           f"net.blobs[name].data[...] = array or net.forward(name=array)")
+        labels = xp.asarray(labels)
+        if labels.ndim == 1:
+            labels = labels[:, None, None, None]
+        layer.reset(data, labels)
+
+    @property
+    def blob_loss_weights(self):
+        """``{blob name: loss weight}`` for every blob (0 for blobs that are not losses)."""
+        weights = [0.0] * len(self._blob_names)
+        for li, tops in enumerate(self._loss_tops):
+            for ti, weight in tops:
+                weights[self._top_ids[li][ti]] = weight
+        return OrderedDict(zip(self._blob_names, weights))
+
     def __repr__(self):
         return f"<npcaffe.Net {self.name!r}: {len(self.layers)} layers>"
+
+
+def _raise_located(exc, where):
+    """Re-raise ``exc`` with its message prefixed by ``where`` (the prototxt) unless it
+    already names it."""
+    text = str(exc)
+    if text.startswith(where):
+        raise exc
+    try:
+        located = type(exc)(f"{where}: {text}")
+    except Exception:  # an exception class that wants other arguments
+        raise exc from None
+    raise located from exc
 
 
 def _shape_equals(blob, src):

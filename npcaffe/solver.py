@@ -31,7 +31,7 @@ Where this differs from Caffe on purpose (each to keep a run from being lost):
   and a snapshot of non-finite weights is refused, so the last good snapshot stays the newest;
 * snapshots are written to a temporary file and renamed (the caffemodel before the solverstate);
 * settings Caffe only checks when it first uses them (lr_policy, regularization_type, a
-  writable snapshot folder, HDF5 snapshots) are checked before training starts;
+  writable snapshot folder) are checked before training starts;
 * train_net / test_net paths are resolved against the working directory as Caffe does, and
   then, if absent there, beside the solver file; a solverstate's ``learned_net`` likewise beside
   the solverstate;
@@ -53,9 +53,9 @@ from pathlib import Path
 import numpy as np
 
 import npcaffe
-from npcaffe import formats
-from npcaffe.errors import (CaffeError, ModelFileError, NotSupportedError, PrototxtError,
-                            SnapshotError, TrainingDivergedError)
+from npcaffe import formats, hdf5
+from npcaffe.errors import (CaffeError, ModelFileError, PrototxtError, SnapshotError,
+                            TrainingDivergedError)
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.lr_policy import check_policy, learning_rate
 from npcaffe.net import Net
@@ -268,17 +268,10 @@ class Solver:
         if p.weight_decay and p.regularization_type not in ('L2', 'L1'):
             raise CaffeError(f"{where}: unknown regularization_type "
                              f"{p.regularization_type!r}; use L2 or L1")
-        if p.snapshot and p.snapshot_format == _SP.HDF5:
-            self._hdf5_unsupported()
         self._check_solver_param()
 
     def _check_solver_param(self):
         """Type-specific checks (Caffe's constructor_sanity_check)."""
-
-    def _hdf5_unsupported(self):
-        raise NotSupportedError(f"{self._where}: snapshot_format: HDF5 is not supported by "
-                                f"npcaffe; remove the line (BINARYPROTO, the default, writes "
-                                f".caffemodel and .solverstate files that Caffe reads)")
 
     def _resolve(self, name, field):
         """A net path as Caffe reads it (the working directory), else beside the solver file."""
@@ -435,8 +428,6 @@ class Solver:
             self.restore(resume_file)
         p = self._param
         if p.snapshot or p.snapshot_after_train:
-            if p.snapshot_format == _SP.HDF5:
-                self._hdf5_unsupported()
             self._check_snapshot_writable()
         with self._interrupt_guard():
             start_iter = self.iter
@@ -699,10 +690,10 @@ class Solver:
 
     def snapshot(self):
         """Write ``{prefix}_iter_{iter}.caffemodel`` and then ``.solverstate`` (each to a
-        temporary name, renamed into place). Returns the solverstate's path."""
+        temporary name, renamed into place); with ``snapshot_format: HDF5``,
+        ``.caffemodel.h5`` and ``.solverstate.h5`` in Caffe's HDF5 layout (see
+        :mod:`npcaffe.hdf5`). Returns the solver state's path."""
         p = self._param
-        if p.snapshot_format == _SP.HDF5:
-            self._hdf5_unsupported()
         for blob, name in zip(self._params, self._param_names):
             if not np.isfinite(blob.data).all():
                 message = (f"iteration {self.iter}: parameter {name} holds NaN or infinite "
@@ -711,32 +702,44 @@ class Solver:
                            f"the learning rate is probably too high for the loss")
                 log.error(message)
                 raise TrainingDivergedError(message)
-        model = self._snapshot_filename('.caffemodel')
-        state_file = self._snapshot_filename('.solverstate')
-        log.info("Snapshotting to binary proto file %s", model)
+        as_hdf5 = p.snapshot_format == _SP.HDF5
+        model = self._snapshot_filename('.caffemodel.h5' if as_hdf5 else '.caffemodel')
+        state_file = self._snapshot_filename('.solverstate.h5' if as_hdf5 else '.solverstate')
         try:
-            self.net.save(model, write_diff=p.snapshot_diff)
-            log.info("Snapshotting solver state to binary proto file %s", state_file)
-            state = caffe_pb2.SolverState(iter=self.iter, learned_net=model,
-                                          current_step=self.current_step)
-            formats.write_solverstate(state_file, state, self.history)
+            if as_hdf5:
+                log.info("Snapshotting to HDF5 file %s", model)
+                self.net.save_hdf5(model, write_diff=p.snapshot_diff)
+                log.info("Snapshotting solver state to HDF5 file %s", state_file)
+                hdf5.write_solverstate(state_file, self.iter, model, self.current_step,
+                                       self.history)
+            else:
+                log.info("Snapshotting to binary proto file %s", model)
+                self.net.save(model, write_diff=p.snapshot_diff)
+                log.info("Snapshotting solver state to binary proto file %s", state_file)
+                state = caffe_pb2.SolverState(iter=self.iter, learned_net=model,
+                                              current_step=self.current_step)
+                formats.write_solverstate(state_file, state, self.history)
         except OSError as exc:
             raise SnapshotError(f"snapshot at iteration {self.iter} failed: {exc}") from exc
         self._last_snapshot = state_file
         return state_file
 
     def restore(self, state_file):
-        """Continue from a ``.solverstate`` (Caffe's or ours): iteration, current_step, history
-        and the weights of its ``learned_net`` (looked up as written, i.e. relative to the
-        working directory as Caffe does, then beside the solverstate)."""
+        """Continue from a ``.solverstate`` or ``.solverstate.h5`` (Caffe's or ours; a name
+        ending in ``.h5`` is read as HDF5, as Caffe's Solver::Restore decides): iteration,
+        current_step, history and the weights of its ``learned_net`` (looked up as written,
+        i.e. relative to the working directory as Caffe does, then beside the state file)."""
         state_file = str(state_file)
-        if state_file.endswith('.h5'):
-            raise NotSupportedError(f"{state_file}: HDF5 solver states are not supported by "
-                                    f"npcaffe; restore a binary .solverstate")
-        if state_file.endswith('.caffemodel'):
+        if state_file.endswith(('.caffemodel', '.caffemodel.h5')):
             raise CaffeError(f"{state_file}: restore() takes a .solverstate; to start from "
                              f"weights only, use solver.net.copy_from({state_file!r})")
-        state, history = formats.read_solverstate(state_file)
+        if state_file.endswith('.h5'):
+            saved = hdf5.read_solverstate(state_file)
+            state = caffe_pb2.SolverState(iter=saved.iter, learned_net=saved.learned_net,
+                                          current_step=saved.current_step)
+            history = [formats.BlobData(array) for array in saved.history]
+        else:
+            state, history = formats.read_solverstate(state_file)
         if len(history) != len(self.history):
             raise ModelFileError(
                 f"{state_file}: holds {len(history)} history blobs but this {self.type} solver "

@@ -16,7 +16,7 @@ from google.protobuf import text_format
 
 import npcaffe
 from npcaffe import formats
-from npcaffe.errors import CaffeError, ModelFileError, NotSupportedError, PrototxtError
+from npcaffe.errors import CaffeError, ModelFileError, PrototxtError
 from npcaffe.lr_policy import learning_rate
 from npcaffe.proto import caffe_pb2
 from npcaffe.solver import (SnapshotError, TrainingDivergedError, get_solver,
@@ -664,15 +664,6 @@ def test_unwritable_snapshot_folder_fails_before_training(tmp_path):
         s.solve()
     assert s.iter == 0 and w_of(s) == [1.0]
 
-
-def test_hdf5_snapshots_are_not_supported(tmp_path):
-    with pytest.raises(NotSupportedError, match='HDF5'):
-        one_param_solver(tmp_path, snapshot=10, snapshot_format=caffe_pb2.SolverParameter.HDF5)
-    s = one_param_solver(tmp_path, snapshot_format=caffe_pb2.SolverParameter.HDF5)
-    with pytest.raises(NotSupportedError, match='HDF5'):
-        s.snapshot()
-    with pytest.raises(NotSupportedError, match='HDF5'):
-        s.restore(str(tmp_path / 'snap_iter_1.solverstate.h5'))
 
 
 def test_restore_errors_name_the_problem(tmp_path):

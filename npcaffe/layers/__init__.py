@@ -6,7 +6,7 @@ asking for an unknown name raises UnknownLayerTypeError listing close and known 
 import difflib
 import importlib
 
-from npcaffe.errors import NetError, UnknownLayerTypeError
+from npcaffe.errors import CaffeError, NetError, UnknownLayerTypeError
 from npcaffe.layers.base import Layer, TEST, TRAIN  # noqa: F401
 
 _REGISTRY = {}
@@ -36,7 +36,11 @@ def layer_class(type_name, layer_name=None):
     try:
         return _REGISTRY[type_name]
     except KeyError:
-        close = difflib.get_close_matches(type_name, _REGISTRY, n=3, cutoff=0.6)
+        # case-insensitive first ('relu' -> 'ReLU'), then by spelling
+        close = [t for t in _REGISTRY if t.lower() == type_name.lower()]
+        close += [t for t in difflib.get_close_matches(type_name, _REGISTRY, n=3, cutoff=0.6)
+                  if t not in close]
+        close = close[:3]
         where = f" (layer {layer_name!r})" if layer_name else ''
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
         raise UnknownLayerTypeError(
@@ -68,14 +72,79 @@ def _python_layer(layer_param, phase):
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise NetError(f"{where}: {pp.module}.{pp.layer} is not a subclass of caffe.Layer "
                        f"(npcaffe.Layer)")
-    layer = cls(layer_param, phase)
+    try:
+        layer = cls(layer_param, phase)
+    except CaffeError:
+        raise
+    except Exception as exc:
+        raise python_layer_error(exc, f"{where} ({pp.module}.{pp.layer}) could not be "
+                                      f"created") from exc
     layer.type = 'Python'
+    layer.setup = _GuardedSetup(layer, f"{where} ({pp.module}.{pp.layer})")
     return layer
+
+
+class PythonLayerError(NetError):
+    """An exception raised by a Python layer's own code, re-raised naming the layer.
+
+    :func:`python_layer_error` makes it an instance of the original exception's class too, so
+    that ``except RuntimeError`` (pycaffe's behaviour: the layer's exception reaches the caller)
+    and ``except npcaffe.NetError`` both catch it. ``__cause__`` is the original exception.
+    """
+
+    def __str__(self):  # KeyError and OSError subclasses would otherwise format the args
+        return str(self.args[0]) if self.args else ''
+
+
+_ERROR_CLASSES = {}
+
+
+def python_layer_error(exc, where):
+    """A PythonLayerError that is also an instance of ``type(exc)``, its message naming the
+    layer (``where``) and the original error. Falls back to a plain PythonLayerError for the
+    rare exception classes that cannot be combined (layout conflicts)."""
+    base = type(exc)
+    detail = f"{base.__name__}: {exc}" if str(exc) else f"{base.__name__} raised"
+    message = f"{where}: {detail}"
+    cls = _ERROR_CLASSES.get(base)
+    if cls is None:
+        if issubclass(PythonLayerError, base):          # ValueError, Exception, ...
+            cls = PythonLayerError
+        else:
+            try:
+                cls = type(base.__name__, (base, PythonLayerError),
+                           {'__module__': base.__module__, '__qualname__': base.__qualname__,
+                            '__str__': PythonLayerError.__str__})
+            except TypeError:
+                cls = PythonLayerError
+        _ERROR_CLASSES[base] = cls
+    try:
+        return cls(message)
+    except Exception:  # an exception class whose constructor wants other arguments
+        return PythonLayerError(message)
+
+
+class _GuardedSetup:
+    """A Python layer's ``setup`` as the Net calls it: the layer class's own ``setup``, its
+    exceptions re-raised naming the layer (see :func:`python_layer_error`). An instance
+    attribute of the layer; it calls the class's method (not a stored bound method), so the
+    layer still pickles and copies (data layers are pickled for prefetching)."""
+
+    def __init__(self, layer, where):
+        self.layer, self.where = layer, where
+
+    def __call__(self, bottom, top):
+        try:
+            return type(self.layer).setup(self.layer, bottom, top)
+        except CaffeError:
+            raise
+        except Exception as exc:
+            raise python_layer_error(exc, f"{self.where} failed in setup") from exc
 
 
 # The built-in families register themselves on import.
 for _family in ('data', 'conv', 'pool', 'inner_product', 'neuron', 'common', 'softmax', 'loss',
-                'normalization'):
+                'normalization', 'memory_data'):
     try:
         importlib.import_module(f'npcaffe.layers.{_family}')
     except ModuleNotFoundError as _exc:  # a family not written yet
