@@ -3,7 +3,8 @@
 ``--debug``/``--verbose`` flags, and a progress bar that shows only on a terminal.
 
 Exit statuses: 0 success, 1 the work failed (bad input, a fault), 2 the command line is wrong,
-130 interrupted.
+130 interrupted. (``nets``, ``labeltools.py`` and ``score.py`` document 2 for a failed run as
+well: they pass ``failure_status=2``.)
 """
 import argparse
 import logging
@@ -38,24 +39,31 @@ def _message(exc):
     return text or type(exc).__name__
 
 
-def run(body, parser, argv=None):
+def _usage_error(parser, exc):
+    """Print the usage line (of the sub-command's parser when the error names one) and
+    ``error: ...``; return 2."""
+    (getattr(exc, 'parser', None) or parser).print_usage(sys.stderr)
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def run(body, parser, argv=None, failure_status=1):
     """Parse ``argv`` with ``parser``, set up logging, call ``body(args)``; return the exit
-    status (body's return value, or 0). Failures print ``error: ...`` on stderr."""
+    status (body's return value, or 0). Failures print ``error: ...`` on stderr and return
+    ``failure_status``; with ``--debug`` they raise, showing the traceback."""
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(parser, exc)
+    except SystemExit as exc:          # --help, --version: already printed
+        return exc.code or 0
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
         status = body(args)
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(parser, exc)
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -69,7 +77,7 @@ def run(body, parser, argv=None):
         else:
             print(f"error: internal error, {type(exc).__name__}: {exc} "
                   f"(run with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return failure_status
     return 0 if status is None else status
 
 

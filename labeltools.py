@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cliutil
 import vis
 
 __all__ = ['INDEX_MODES', 'LABEL_EXTENSIONS', 'IMAGE_EXTENSIONS', 'LabelError',
@@ -62,7 +63,7 @@ class UnknownColourError(ValueError):
                          f'{shown}{more}')
 
 
-class UsageError(Exception):
+class UsageError(cliutil.UsageError):
     """A command line that cannot be run as given (exit status 2). ``parser``: the (sub)parser
     whose usage line applies, when known."""
 
@@ -429,10 +430,9 @@ def _check(args):
 
 
 def _parser():
-    parser = ArgumentParser(prog='labeltools.py',
-                            description='Convert RGB-coloured label images to index PNGs; '
-                                        'check a labelled segmentation dataset.')
-    parser.add_argument('-v', '--verbose', action='store_true', help='log each file')
+    parser = cliutil.ArgumentParser(prog='labeltools.py',
+                                    description='Convert RGB-coloured label images to index '
+                                                'PNGs; check a labelled segmentation dataset.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
                                      parser_class=ArgumentParser)
     convert = commands.add_parser(
@@ -463,21 +463,18 @@ def _parser():
     return parser
 
 
-def main(argv=None):
-    """Run ``convert`` or ``check`` (see the module docstring); return the exit status."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as e:
-        return report_error(parser, e)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format='%(levelname)s: %(message)s')
+def _run(args):
     try:
         return args.run(args)
     except UsageError as e:
-        return report_error(args.parser, e)  # the subcommand's usage line
-    except (ValueError, OSError) as e:
-        return report_error(None, e)
+        e.parser = e.parser or args.parser  # the subcommand's usage line
+        raise
+
+
+def main(argv=None):
+    """Run ``convert`` or ``check`` (see the module docstring); return the exit status
+    (``error: ...`` on stderr for a failure; ``--debug`` shows the traceback)."""
+    return cliutil.run(_run, _parser(), argv, failure_status=2)
 
 
 if __name__ == '__main__':

@@ -281,14 +281,38 @@ def _pairs(gt_dir, pred_dir):
     return [(stem, gts[stem], preds[stem]) for stem in sorted(preds)]
 
 
+def _run(args):
+    import labeltools  # the label reader lives there
+    for name in ('gt', 'pred'):
+        if not getattr(args, name).is_dir():
+            raise ValueError(f"--{name} {getattr(args, name)} is not a folder")
+    if args.classes < 1:
+        raise ValueError(f"--classes must be >= 1, not {args.classes}")
+    cm = ConfusionMatrix(args.classes, ignore_label=None if args.ignore < 0 else args.ignore)
+    for stem, gt_path, pred_path in _pairs(args.gt, args.pred):
+        gt = labeltools.read_index_label(gt_path)
+        pred = labeltools.read_index_label(pred_path)
+        if gt.shape != pred.shape:
+            raise ValueError(f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs "
+                             f"from its ground truth {gt_path} ({gt.shape[1]}x{gt.shape[0]})")
+        try:
+            cm.update(gt, pred)
+        except ValueError as e:
+            raise ValueError(f"{gt_path} / {pred_path}: {e}") from None
+    if args.json:
+        print(json.dumps(cm.compute().as_dict(), indent=1))
+    else:
+        print(cm)
+
+
 def main(argv=None):
     """``python score.py --gt DIR --pred DIR [--classes 21] [--ignore 255] [--json]``.
 
-    Returns 0 after printing the table (or JSON), 2 on any error (``error: ...`` on stderr).
+    Returns 0 after printing the table (or JSON), 2 on any error (``error: ...`` on stderr;
+    ``--debug`` shows the traceback).
     """
-    import labeltools  # the label reader and the CLI conventions live there
-
-    parser = labeltools.ArgumentParser(
+    import cliutil
+    parser = cliutil.ArgumentParser(
         prog='score.py',
         description='Score predicted label PNGs against ground-truth label PNGs '
                     '(matched by file stem): pixel accuracy, mean accuracy, mean IU, '
@@ -299,34 +323,7 @@ def main(argv=None):
     parser.add_argument('--ignore', type=int, default=255,
                         help='ground-truth value that is not scored (default 255; -1: none)')
     parser.add_argument('--json', action='store_true', help='print the metrics as JSON')
-    try:
-        args = parser.parse_args(argv)
-        logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
-        for name in ('gt', 'pred'):
-            if not getattr(args, name).is_dir():
-                raise ValueError(f"--{name} {getattr(args, name)} is not a folder")
-        if args.classes < 1:
-            raise ValueError(f"--classes must be >= 1, not {args.classes}")
-        cm = ConfusionMatrix(args.classes, ignore_label=None if args.ignore < 0 else args.ignore)
-        for stem, gt_path, pred_path in _pairs(args.gt, args.pred):
-            gt = labeltools.read_index_label(gt_path)
-            pred = labeltools.read_index_label(pred_path)
-            if gt.shape != pred.shape:
-                raise ValueError(f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs "
-                                 f"from its ground truth {gt_path} ({gt.shape[1]}x{gt.shape[0]})")
-            try:
-                cm.update(gt, pred)
-            except ValueError as e:
-                raise ValueError(f"{gt_path} / {pred_path}: {e}") from None
-    except labeltools.UsageError as e:
-        return labeltools.report_error(parser, e)
-    except (ValueError, OSError) as e:
-        return labeltools.report_error(None, e)
-    if args.json:
-        print(json.dumps(cm.compute().as_dict(), indent=1))
-    else:
-        print(cm)
-    return 0
+    return cliutil.run(_run, parser, argv, failure_status=2)
 
 
 if __name__ == '__main__':

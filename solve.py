@@ -16,9 +16,12 @@ layers that no weight reached get bilinear kernels (found by type, not by name).
 ``python solve.py --demo --out DIR`` needs no download: it makes a small synthetic
 segmentation set, trains a slim FCN-8s on it from scratch and segments the val images.
 """
+import contextlib
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -96,12 +99,15 @@ def init_weights(net, weights):
     Deconvolution layers the weights did not reach. Returns the transplant report."""
     source = surgery.read_caffemodel_params(weights)
     report = surgery.transplant(net, source)
-    log.info("initial weights %s: %s", weights, report.summary())
+    reached = {entry.new_layer for entry in report.copied + report.coerced}
+    log.info("initial weights %s: %s; %d of the net's %d layers with parameters reached",
+             weights, report.summary(), len(reached), len(net.params))
     if not report.copied and not report.coerced:
-        log.warning("NONE of the layers in %s matched a layer of the net by name: training "
-                    "starts from the net's fillers (all-zero outputs are the usual symptom). "
-                    "Check that the layer names agree.", weights)
-    reached = {entry.layer for entry in report.copied + report.coerced}
+        log.warning("NONE of the layers in %s (%d with parameters) matched a layer of the net "
+                    "by name (0 of the net's %d layers with parameters): training starts from "
+                    "the net's fillers (all-zero outputs are the usual symptom). Are these the "
+                    "weights of another net? Check that the layer names agree.", weights,
+                    len(source.params), len(net.params))
     fresh = [name for name in deconvolution_layers(net) if name not in reached]
     if fresh:
         surgery.interp(net, fresh)
@@ -174,7 +180,11 @@ class Training:
                  score_every=None, val_images=None, score_blob='score'):
         caffe = backend.caffe
         self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"{self.out}: cannot create the folder for snapshots and scores "
+                          f"({exc.strerror or exc}); choose another --out") from None
         path, self.param = prepare_solver(solver_path, self.out, max_iter)
         self.solver = caffe.get_solver(str(path))
         self.max_iter = self.param.max_iter
@@ -214,29 +224,66 @@ class Training:
             print(f"iteration {self.solver.iter}: mean IU {metrics.mean_iu:.4f}, "
                   f"pixel accuracy {metrics.pixel_accuracy:.4f}", flush=True)
         self.records.append(record)
-        with open(self.out / 'scores.jsonl', 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        with atomic_write(self.out / 'scores.jsonl', 'w') as f:     # never half a line
+            f.writelines(json.dumps(r) + '\n' for r in self.records)
         plot_curve(self.records, self.out / 'curve.png')
         return record
 
     def run(self):
-        """Step to max_iter, scoring every score_every iterations; snapshot at the end."""
+        """Step to max_iter, scoring every score_every iterations; snapshot at the end.
+
+        The first SIGINT (Ctrl-C) stops after the iteration under way, snapshots and returns
+        False; a second one aborts at once."""
         start = time.monotonic()
-        while self.solver.iter < self.max_iter:
-            target = min(self.max_iter, (self.solver.iter // self.score_every + 1)
-                         * self.score_every)
-            before = self.solver.iter
-            self.solver.step(target - before)
-            if self.solver.iter < target:          # stopped early (SIGINT): snapshot taken
-                log.warning("training stopped at iteration %d", self.solver.iter)
-                return False
-            self.evaluate()
-        snap = self.out / f"snapshot_iter_{self.solver.iter}.caffemodel"
-        if not snap.exists():
-            self.solver.snapshot()
+        with self._stop_on_sigint() as interrupted:
+            while self.solver.iter < self.max_iter and not interrupted:
+                target = min(self.max_iter, (self.solver.iter // self.score_every + 1)
+                             * self.score_every)
+                try:
+                    self.solver.step(target - self.solver.iter)
+                except KeyboardInterrupt:       # npcaffe: stopped on request, snapshot taken
+                    if len(interrupted) != 1:
+                        raise
+                if not interrupted:
+                    self.evaluate()
+            snap = self.out / f"snapshot_iter_{self.solver.iter}.caffemodel"
+            if not snap.exists():
+                self.solver.snapshot()
+        if interrupted:
+            log.warning("training stopped at iteration %d (interrupted); continue it with "
+                        "--resume %s", self.solver.iter,
+                        self.out / f"snapshot_iter_{self.solver.iter}.solverstate")
+            return False
         log.info("trained to iteration %d in %.1f s", self.solver.iter,
                  time.monotonic() - start)
         return True
+
+    @contextlib.contextmanager
+    def _stop_on_sigint(self):
+        """While training in the main thread, the first SIGINT asks the solver to stop after
+        the iteration under way (npcaffe's ``request_stop``; BVLC pycaffe's ``step`` returns
+        before Python sees the signal) and a second raises KeyboardInterrupt at once. Yields a
+        list that holds one entry per SIGINT received."""
+        received = []
+        if threading.current_thread() is not threading.main_thread():
+            yield received
+            return
+
+        def on_sigint(signum, frame):
+            received.append(signum)
+            if len(received) > 1:
+                raise KeyboardInterrupt
+            request_stop = getattr(self.solver, 'request_stop', None)
+            if request_stop is not None:
+                request_stop()
+            log.warning("interrupted (SIGINT): stopping after iteration %d, then "
+                        "snapshotting; press Ctrl-C again to abort at once", self.solver.iter)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield received
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 # ------------------------------------------------------------------------------------------

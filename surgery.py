@@ -160,7 +160,9 @@ def transplant(new_net, net, suffix=''):
     mismatched = [e for e in report.dropped if e.new_layer in new_params]
     if mismatched:
         log.warning('transplant dropped %d parameter(s) of same-named layers that do not fit: '
-                    '%s', len(mismatched), '; '.join(str(e) for e in mismatched))
+                    '%s; those layers keep their initial values (to learn a layer from scratch '
+                    'without this warning, rename it in the prototxt)', len(mismatched),
+                    '; '.join(str(e) for e in mismatched))
     if not report.transferred:
         log.warning('transplant: no parameter of the source net matched a layer of the new net '
                     'by name; the new net keeps its initial parameters')
@@ -200,6 +202,21 @@ def _blob_array(blob, layer, index, path):
     return data.reshape(shape), legacy
 
 
+_MAGIC = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
+          (b'\x89HDF', 'an HDF5 file'), (b'PK\x03\x04', 'a zip archive'),
+          (b'\x1f\x8b', 'a gzip archive'), (b'<', 'an HTML or XML page (a failed download?)'))
+
+
+def _file_kind(raw):
+    """What a file that is not a caffemodel looks like, from its first bytes; None if unknown."""
+    for magic, kind in _MAGIC:
+        if raw.startswith(magic):
+            return kind
+    if raw[:16].lstrip().startswith((b'name', b'layer', b'input', b'net', b'#')):
+        return 'a text prototxt'
+    return None
+
+
 def read_caffemodel_params(path):
     """The parameters of the caffemodel at ``path`` (V1 or V2) as a ``CaffemodelParams``, which
     ``transplant`` accepts as its source net; no prototxt is needed.
@@ -216,11 +233,16 @@ def read_caffemodel_params(path):
             raw = f.read()
     except OSError as exc:
         raise SurgeryError(f"{path}: cannot read the caffemodel ({exc.strerror or exc})") from None
+    if not raw:
+        raise SurgeryError(f"{path}: the caffemodel file is empty")
     param = caffe_pb2.NetParameter()
     try:
         param.ParseFromString(raw)
     except Exception as exc:  # google.protobuf.message.DecodeError and friends
-        raise SurgeryError(f"{path}: not a binary caffemodel (NetParameter): {exc}") from None
+        kind = _file_kind(raw)
+        raise SurgeryError(f"{path}: not a binary caffemodel ({exc}); the "
+                           f"file may be truncated (an interrupted download?) or of another "
+                           f"kind.{f' It looks like {kind}.' if kind else ''}") from None
     params, types = {}, {}
     v1_names = caffe_pb2.V1LayerParameter.LayerType
     layers = [(lp.name, lp.type, lp.blobs) for lp in param.layer]
@@ -421,6 +443,8 @@ def _parser():
                    help='Caffe engine: npcaffe (default) or caffe (BVLC pycaffe); '
                         'or set FCN_BACKEND')
     p.add_argument('-q', '--quiet', action='store_true', help='print only the summary line')
+    p.add_argument('--debug', action='store_true',
+                   help='show the full traceback when something fails')
     return p
 
 
@@ -476,7 +500,8 @@ def main(argv=None):
     """The command line (see the module docstring); returns the exit status: 0 when the weights
     were written, 2 on any error (a message on stderr, no traceback)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format='%(name)s: %(message)s')
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format='%(name)s: %(message)s')
     expected = (OSError, ValueError, KeyError, RuntimeError, NotImplementedError)
     try:
         if args.backend:
@@ -485,6 +510,8 @@ def main(argv=None):
         expected += (getattr(caffe, 'CaffeError', OSError),)
         report, deconvs = run(args)
     except expected as exc:
+        if args.debug:
+            raise
         message = str(exc) if not isinstance(exc, KeyError) or not exc.args else exc.args[0]
         print(f"error: {message}", file=sys.stderr)
         return 2

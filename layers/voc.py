@@ -8,20 +8,36 @@ background thread. Tops: ``data`` (1, 3, H, W) float32, BGR, mean subtracted; ``
 """
 import os
 
-from layers.images import (COMMON_PARAMS, PairSource, SegDataLayer, read_label_image,
-                           read_sbd_label, read_split)
-from layers.params import Param, path, string
+from layers.images import (COMMON_PARAMS, PairSource, SegDataLayer, check_label_values,
+                           read_label_image, read_sbd_label, read_split)
+from layers.params import Param, path, positive_integer, string
 
 __all__ = ['VOCSegDataLayer', 'SBDDSegDataLayer', 'VOCSource', 'SBDSource']
 
+VOC_CLASSES = 21      # background + 20 object classes
+VOC_BORDER = 255      # VOC's border / "void" label (the loss ignores it)
+NUM_CLASSES_PARAM = Param(positive_integer, default=VOC_CLASSES,
+                          doc='labels hold 0 .. num_classes - 1 or 255; default 21 (VOC)')
 
-class VOCSource(PairSource):
+
+class _CheckedLabels:
+    """Label values must lie in [0, num_classes) or be the border value 255 (an error naming
+    the file otherwise, instead of a failure deep in the loss layer)."""
+
+    num_classes = VOC_CLASSES
+
+    def check_label(self, label, label_path):
+        check_label_values(label, label_path, self.num_classes, VOC_BORDER)
+
+
+class VOCSource(_CheckedLabels, PairSource):
     """VOC tree: ``ImageSets/Segmentation/<split>.txt``, ``JPEGImages/<id>.jpg``,
     ``SegmentationClass/<id>.png``."""
 
-    def __init__(self, voc_dir, split, mean):
+    def __init__(self, voc_dir, split, mean, num_classes=VOC_CLASSES):
         self.voc_dir = voc_dir
         self.mean = mean
+        self.num_classes = num_classes
         self.ids = read_split(os.path.join(voc_dir, 'ImageSets', 'Segmentation', f'{split}.txt'))
 
     def paths(self, sample_id):
@@ -32,12 +48,13 @@ class VOCSource(PairSource):
         return read_label_image(label_path).astype('uint8', copy=False)
 
 
-class SBDSource(PairSource):
+class SBDSource(_CheckedLabels, PairSource):
     """SBD ``dataset`` folder: ``<split>.txt``, ``img/<id>.jpg``, ``cls/<id>.mat``."""
 
-    def __init__(self, sbdd_dir, split, mean):
+    def __init__(self, sbdd_dir, split, mean, num_classes=VOC_CLASSES):
         self.sbdd_dir = sbdd_dir
         self.mean = mean
+        self.num_classes = num_classes
         self.ids = read_split(os.path.join(sbdd_dir, f'{split}.txt'))
 
     def paths(self, sample_id):
@@ -65,6 +82,8 @@ class VOCSegDataLayer(_ReferenceOrder, SegDataLayer):
     - ``voc_dir`` (required): the VOC year folder, holding ``JPEGImages``, ``SegmentationClass``
       and ``ImageSets/Segmentation/<split>.txt``;
     - ``split`` (required): the split list's name, e.g. ``train``, ``val``, ``seg11valid``;
+    - ``num_classes`` (default 21): label values must lie in 0 .. num_classes - 1 or be 255
+      (the border); another value is an error naming the label file;
     - ``mean`` (required): (B, G, R) means subtracted, e.g. (104.00699, 116.66877, 122.67892);
     - ``randomize`` (default True): random order -- only for a split whose name contains
       ``train`` and only in the TRAIN phase; otherwise list order, wrapping around;
@@ -87,11 +106,12 @@ class VOCSegDataLayer(_ReferenceOrder, SegDataLayer):
         'voc_dir': Param(path, required=True, doc='VOC year folder, e.g. /data/VOC2012'),
         'split': Param(string, required=True,
                        doc='name of ImageSets/Segmentation/<split>.txt, e.g. val'),
+        'num_classes': NUM_CLASSES_PARAM,
         **COMMON_PARAMS,
     }
 
     def make_source(self, params):
-        return VOCSource(params['voc_dir'], params['split'], self.mean)
+        return VOCSource(params['voc_dir'], params['split'], self.mean, params['num_classes'])
 
 
 class SBDDSegDataLayer(_ReferenceOrder, SegDataLayer):
@@ -102,6 +122,7 @@ class SBDDSegDataLayer(_ReferenceOrder, SegDataLayer):
     - ``sbdd_dir`` (required): SBD's ``dataset`` folder, holding ``img/<id>.jpg``,
       ``cls/<id>.mat`` (``GTcls.Segmentation``) and ``<split>.txt``;
     - ``split`` (required): the split list's name, e.g. ``train``, ``val``;
+    - ``num_classes`` (default 21): label values must lie in 0 .. num_classes - 1 (or be 255);
     - ``mean`` (required): (B, G, R) means subtracted, e.g. (104.00699, 116.66877, 122.67892);
     - ``randomize`` (default True): random order -- only for a split whose name contains
       ``train`` and only in the TRAIN phase; otherwise list order, wrapping around;
@@ -123,8 +144,9 @@ class SBDDSegDataLayer(_ReferenceOrder, SegDataLayer):
     PARAMS = {
         'sbdd_dir': Param(path, required=True, doc="SBD 'dataset' folder"),
         'split': Param(string, required=True, doc='name of <split>.txt, e.g. train'),
+        'num_classes': NUM_CLASSES_PARAM,
         **COMMON_PARAMS,
     }
 
     def make_source(self, params):
-        return SBDSource(params['sbdd_dir'], params['split'], self.mean)
+        return SBDSource(params['sbdd_dir'], params['split'], self.mean, params['num_classes'])

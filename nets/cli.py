@@ -1,11 +1,10 @@
 """The command line of the FCN net generator: ``python -m nets VARIANT [options]``."""
 import argparse
 import logging
-import sys
 
-from npcaffe.coord_map import CoordMapError
+import cliutil
 
-from .fcn import DEPLOY_SHAPE, IGNORE_LABEL, VARIANTS, NetsError, data_sources, generate
+from .fcn import DEPLOY_SHAPE, IGNORE_LABEL, VARIANTS, data_sources, generate
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +39,6 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with the usage errors of main() printed as 'usage: ...' + 'error: ...'."""
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _positive(kind):
     def parse(text):
         try:
@@ -66,8 +56,9 @@ def build_parser():
     """The argument parser of ``python -m nets``."""
     width = max(len(name) for name in VARIANTS)
     variants = '\n'.join(f"  {name:<{width}}  {v.summary}" for name, v in VARIANTS.items())
-    parser = _Parser(prog='python -m nets', description=_DESCRIPTION.format(variants=variants),
-                     epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cliutil.ArgumentParser(prog='python -m nets',
+                                    description=_DESCRIPTION.format(variants=variants),
+                                    epilog=_EPILOG)
     parser.add_argument('variant', metavar='VARIANT', help=', '.join(VARIANTS))
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='folder to write the prototxts into (created if missing)')
@@ -88,37 +79,27 @@ def build_parser():
                         default=DEPLOY_SHAPE[2:],
                         help='input size written into deploy.prototxt (default 500 500; '
                              'any size works at run time)')
-    parser.add_argument('-v', '--verbose', action='store_true', help='log what is done')
     return parser
+
+
+def _run(args):
+    if args.variant not in VARIANTS:
+        raise cliutil.UsageError(f"unknown variant {args.variant!r}; choose one of "
+                                 f"{', '.join(VARIANTS)}")
+    data = data_sources(voc_dir=args.voc_dir, sbd_dir=args.sbd_dir,
+                        folder_dir=args.folder_dir, num_classes=args.classes,
+                        ignore_label=args.ignore_label, train_split=args.train_split,
+                        val_split=args.val_split)
+    if data is None:
+        log.warning("no data option (--voc-dir, --sbd-dir, --folder-dir): "
+                    "writing deploy.prototxt only")
+    written = generate(args.variant, args.out, num_classes=args.classes, width=args.width,
+                       data=data, input_shape=(1, 3) + tuple(args.input_size))
+    print(f"{args.variant}: wrote {', '.join(str(p) for p in written)}")
 
 
 def main(argv=None):
     """Run the generator with ``argv`` (default sys.argv[1:]); returns the exit status:
-    0 on success, 2 on bad arguments (a one-line ``error: ...`` on stderr, no traceback)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
-        return exc.code
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format='%(levelname)s %(name)s: %(message)s')
-    try:
-        if args.variant not in VARIANTS:
-            parser.error(f"unknown variant {args.variant!r}; choose one of "
-                         f"{', '.join(VARIANTS)}")
-        data = data_sources(voc_dir=args.voc_dir, sbd_dir=args.sbd_dir,
-                            folder_dir=args.folder_dir, num_classes=args.classes,
-                            ignore_label=args.ignore_label, train_split=args.train_split,
-                            val_split=args.val_split)
-        if data is None:
-            log.warning("no data option (--voc-dir, --sbd-dir, --folder-dir): "
-                        "writing deploy.prototxt only")
-        written = generate(args.variant, args.out, num_classes=args.classes, width=args.width,
-                           data=data, input_shape=(1, 3) + tuple(args.input_size))
-    except SystemExit as exc:  # parser.error, already printed
-        return exc.code
-    except (NetsError, CoordMapError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.variant}: wrote {', '.join(str(p) for p in written)}")
-    return 0
+    0 on success, 2 on bad arguments or a failure (a one-line ``error: ...`` on stderr, no
+    traceback; ``--debug`` shows it)."""
+    return cliutil.run(_run, build_parser(), argv, failure_status=2)
