@@ -1,6 +1,17 @@
 """Exception types of the engine. Each message names the file, line, layer or value at fault."""
 
 
+def prefix_message(exc, where):
+    """Prefix ``exc``'s message with ``where`` (a file, a layer) in place and return it, so the
+    exception keeps its type (pycaffe lets a Python layer's own exception reach the caller)."""
+    text = str(exc.args[0]) if exc.args else ''
+    if not text.startswith(str(where)):
+        detail = text if isinstance(exc, CaffeError) else \
+            f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        exc.args = (f"{where}: {detail}",) + tuple(exc.args[1:])
+    return exc
+
+
 class CaffeError(Exception):
     """Base class of every error npcaffe raises on purpose."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from npcaffe import formats, hdf5
 from npcaffe.arraymod import xp
 from npcaffe.blob import Blob
-from npcaffe.errors import CaffeError, NetError, WeightShapeError
+from npcaffe.errors import prefix_message, CaffeError, NetError, WeightShapeError
 from npcaffe.layers import create_layer
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.proto import caffe_pb2
@@ -202,11 +202,8 @@ class Net:
                 lp.phase = state.phase
             try:
                 layer = create_layer(lp, lp.phase)
-            except CaffeError as exc:
-                _raise_located(exc, self._where)
-            except Exception as exc:   # a Python layer's own __init__
-                raise NetError(f"{self._where}: layer {lp.name!r} ({lp.type}) could not be "
-                               f"created: {exc}") from exc
+            except Exception as exc:
+                raise prefix_message(exc, self._where)
             self.layers.append(layer)
             self._layer_names.append(lp.name)
             if len(lp.propagate_down) not in (0, len(lp.bottom)):
@@ -256,10 +253,13 @@ class Net:
                 layer.setup(bottom, top)
                 layer.reshape(bottom, top)
             except CaffeError as exc:
-                _raise_located(exc, self._where)
+                raise prefix_message(exc, self._where)
             except Exception as exc:
-                raise NetError(f"{self._where}: layer {lp.name!r} ({layer.type}) failed to "
-                               f"set up: {type(exc).__name__}: {exc}") from exc
+                where = f"{self._where}: layer {lp.name!r} ({layer.type})"
+                if layer.type == 'Python':  # pycaffe: the layer's own exception reaches the caller
+                    pp = lp.python_param
+                    raise prefix_message(exc, f"{where} {pp.module}.{pp.layer} failed in setup")
+                raise NetError(f"{where} failed to set up: {type(exc).__name__}: {exc}") from exc
             if layer.is_loss and not lp.loss_weight:
                 lp.loss_weight.append(1.0)   # Caffe's LossLayer::LayerSetUp; saved models carry it
             loss_tops = [(ti, layer.loss_weight(ti)) for ti in range(len(top))]
@@ -756,18 +756,6 @@ class Net:
     def __repr__(self):
         return f"<npcaffe.Net {self.name!r}: {len(self.layers)} layers>"
 
-
-def _raise_located(exc, where):
-    """Re-raise ``exc`` with its message prefixed by ``where`` (the prototxt) unless it
-    already names it."""
-    text = str(exc)
-    if text.startswith(where):
-        raise exc
-    try:
-        located = type(exc)(f"{where}: {text}")
-    except Exception:  # an exception class that wants other arguments
-        raise exc from None
-    raise located from exc
 
 
 def _shape_equals(blob, src):

@@ -304,11 +304,10 @@ def test_python_layer_setup_exception_surfaces_naming_the_layer(tmp_path, cls, b
                  python_layer('culprit', cls, bottom=['data']))
     with pytest.raises(base) as info:                          # pycaffe: assertRaises(...)
         caffe.Net(path, caffe.TEST)
-    assert isinstance(info.value, NetError)                     # and the engine's own type
+    assert type(info.value).__name__ == base.__name__           # the layer's own exception
     message = str(info.value)
     for word in ["'culprit'", f'tests.test_pycaffe_api.{cls}', 'setup'] + words:
         assert word in message, (word, message)
-    assert isinstance(info.value.__cause__, base)
 
 
 def test_python_layer_phase_and_param_str(tmp_path):

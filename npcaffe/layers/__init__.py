@@ -6,7 +6,7 @@ asking for an unknown name raises UnknownLayerTypeError listing close and known 
 import difflib
 import importlib
 
-from npcaffe.errors import CaffeError, NetError, UnknownLayerTypeError
+from npcaffe.errors import CaffeError, NetError, UnknownLayerTypeError, prefix_message
 from npcaffe.layers.base import Layer, TEST, TRAIN  # noqa: F401
 
 _REGISTRY = {}
@@ -76,77 +76,13 @@ def _python_layer(layer_param, phase):
         layer = cls(layer_param, phase)
     except CaffeError:
         raise
-    except Exception as exc:
-        raise python_layer_error(exc, f"{where} ({pp.module}.{pp.layer}) could not be "
-                                      f"created") from exc
+    except Exception as exc:     # pycaffe: the layer's own exception reaches the caller
+        raise prefix_message(exc, f"{where} ({pp.module}.{pp.layer}) could not be created")
     layer.type = 'Python'
-    layer.setup = _GuardedSetup(layer, f"{where} ({pp.module}.{pp.layer})")
     return layer
-
-
-class PythonLayerError(NetError):
-    """An exception raised by a Python layer's own code, re-raised naming the layer.
-
-    :func:`python_layer_error` makes it an instance of the original exception's class too, so
-    that ``except RuntimeError`` (pycaffe's behaviour: the layer's exception reaches the caller)
-    and ``except npcaffe.NetError`` both catch it. ``__cause__`` is the original exception.
-    """
-
-    def __str__(self):  # KeyError and OSError subclasses would otherwise format the args
-        return str(self.args[0]) if self.args else ''
-
-
-_ERROR_CLASSES = {}
-
-
-def python_layer_error(exc, where):
-    """A PythonLayerError that is also an instance of ``type(exc)``, its message naming the
-    layer (``where``) and the original error. Falls back to a plain PythonLayerError for the
-    rare exception classes that cannot be combined (layout conflicts)."""
-    base = type(exc)
-    detail = f"{base.__name__}: {exc}" if str(exc) else f"{base.__name__} raised"
-    message = f"{where}: {detail}"
-    cls = _ERROR_CLASSES.get(base)
-    if cls is None:
-        if issubclass(PythonLayerError, base):          # ValueError, Exception, ...
-            cls = PythonLayerError
-        else:
-            try:
-                cls = type(base.__name__, (base, PythonLayerError),
-                           {'__module__': base.__module__, '__qualname__': base.__qualname__,
-                            '__str__': PythonLayerError.__str__})
-            except TypeError:
-                cls = PythonLayerError
-        _ERROR_CLASSES[base] = cls
-    try:
-        return cls(message)
-    except Exception:  # an exception class whose constructor wants other arguments
-        return PythonLayerError(message)
-
-
-class _GuardedSetup:
-    """A Python layer's ``setup`` as the Net calls it: the layer class's own ``setup``, its
-    exceptions re-raised naming the layer (see :func:`python_layer_error`). An instance
-    attribute of the layer; it calls the class's method (not a stored bound method), so the
-    layer still pickles and copies (data layers are pickled for prefetching)."""
-
-    def __init__(self, layer, where):
-        self.layer, self.where = layer, where
-
-    def __call__(self, bottom, top):
-        try:
-            return type(self.layer).setup(self.layer, bottom, top)
-        except CaffeError:
-            raise
-        except Exception as exc:
-            raise python_layer_error(exc, f"{self.where} failed in setup") from exc
 
 
 # The built-in families register themselves on import.
 for _family in ('data', 'conv', 'pool', 'inner_product', 'neuron', 'common', 'softmax', 'loss',
                 'normalization', 'memory_data'):
-    try:
-        importlib.import_module(f'npcaffe.layers.{_family}')
-    except ModuleNotFoundError as _exc:  # a family not written yet
-        if _exc.name != f'npcaffe.layers.{_family}':
-            raise
+    importlib.import_module(f'npcaffe.layers.{_family}')
