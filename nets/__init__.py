@@ -9,8 +9,6 @@ Command line: ``python -m nets fcn8s --classes 21 --sbd-dir SBD --voc-dir VOC --
 """
 from .fcn import (VARIANTS, DataLayer, NetsError, Variant, data_sources, fcn, folder_data,
                   generate, sbd_data, solver, voc_data)
-from .shapes import ShapeError, blob_shapes
 
 __all__ = ['VARIANTS', 'DataLayer', 'NetsError', 'Variant', 'data_sources', 'fcn',
-           'folder_data', 'generate', 'sbd_data', 'solver', 'voc_data', 'ShapeError',
-           'blob_shapes']
+           'folder_data', 'generate', 'sbd_data', 'solver', 'voc_data']

@@ -1,4 +1,8 @@
-"""The FCN generators against the reference FCN prototxts, their geometry, and the CLI."""
+"""The FCN generators against the reference FCN prototxts, their geometry, and the CLI.
+
+Blob shapes come from the engine: the generated deploy net is built with npcaffe.Net (at
+width 1/64, as spatial sizes do not depend on the width) and reshaped to each input size.
+"""
 import ast
 import random
 import subprocess
@@ -7,9 +11,10 @@ import sys
 import pytest
 from google.protobuf import text_format
 
-from nets import VARIANTS, NetsError, blob_shapes, data_sources, fcn, solver
+import npcaffe
+from nets import VARIANTS, NetsError, data_sources, fcn, solver
 from nets.cli import main
-from nets.shapes import ShapeError
+from npcaffe.errors import NetError
 from npcaffe.proto import caffe_pb2
 
 ROOT = __import__('pathlib').Path(__file__).resolve().parents[1]
@@ -153,30 +158,44 @@ def test_width_scales_the_backbone_only():
         assert conv.num_output >= 2 and conv.num_output % 2 == 0  # group 2 stays valid
 
 
+def _engine_net(net, shape=None):
+    """The deploy NetParameter built by npcaffe (its Input reshaped to ``shape`` first)."""
+    if shape is not None:
+        net = caffe_pb2.NetParameter.FromString(net.SerializeToString())
+        dims = net.layer[0].input_param.shape[0].dim
+        del dims[:]
+        dims.extend(shape)
+    return npcaffe.Net(net, npcaffe.TEST)
+
+
+def _shapes(net):
+    return {name: blob.shape for name, blob in net.blobs.items()}
+
+
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
 def test_deploy_score_is_the_size_of_any_input(variant):
     rng = random.Random(4)
     sizes = [(1, 1), (1, 2), (2, 1), (31, 1), (500, 375)] + \
         [(rng.randint(1, 600), rng.randint(1, 600)) for _ in range(40)]
-    net = fcn(variant, 7, width=1 / 32)
+    net = _engine_net(fcn(variant, 7, width=1 / 64), (1, 3, 1, 1))
     for h, w in sizes:
-        shapes = blob_shapes(net, {'data': (1, 3, h, w)})
-        assert shapes['score'] == (1, 7, h, w), (h, w)
+        net.blobs['data'].reshape(1, 3, h, w)
+        net.reshape()
+        assert net.blobs['score'].shape == (1, 7, h, w), (h, w)
 
 
 def test_shape_rules_by_hand():
-    net = fcn('fcn8s', 21)
-    shapes = blob_shapes(net)  # the Input layer's own 500x500
+    shapes = _shapes(_engine_net(fcn('fcn8s', 21, width=1 / 64)))  # the Input's own 500x500
     # conv1_1 pad 100: 500 + 200 - 2 = 698; five 2/2 ceil pools: 349, 175, 88, 44, 22
     assert shapes['conv1_1'][2:] == (698, 698) and shapes['pool3'][2:] == (88, 88)
     assert shapes['pool5'][2:] == (22, 22) and shapes['fc6'][2:] == (16, 16)
     # upscore2: 2 * 15 + 4 = 34; score_pool4c: 34 at offset 5 of 44
     assert shapes['upscore2'][2:] == (34, 34) and shapes['score_pool4c'][2:] == (34, 34)
     assert shapes['upscore8'][2:] == (8 * 69 + 16,) * 2 and shapes['score'] == (1, 21, 500, 500)
-    too_small = caffe_pb2.NetParameter.FromString(net.SerializeToString())
+    too_small = fcn('fcn8s', 21, width=1 / 64)
     too_small.layer[1].convolution_param.pad[0] = 0
-    with pytest.raises(ShapeError, match="'score'"):
-        blob_shapes(too_small, {'data': (1, 3, 300, 300)})
+    with pytest.raises(NetError, match="'score'"):
+        _engine_net(too_small, (1, 3, 300, 300))
 
 
 def test_generated_text_parses_back_into_caffe_proto(voc_sbd):
