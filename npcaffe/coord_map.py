@@ -119,7 +119,7 @@ def _vector(value, what):
     return tuple(Fraction(v) for v in values)
 
 
-def _geometry(fn):
+def layer_geometry(fn):
     """(axis, stride, effective kernel, pad) of a Convolution/Deconvolution/Pooling Function."""
     params = fn.params.get(_GEOMETRY_TYPES[fn.type_name], fn.params)
     legacy = [f for f in _LEGACY_FIELDS if f in params or f in fn.params]
@@ -139,16 +139,16 @@ def _geometry(fn):
     return params.get('axis', 1), stride, k_eff, pad
 
 
-def _layer_map(fn):
+def layer_map(fn):
     """The _Map of one layer (from its bottoms to its tops); UndefinedMapError if it has none."""
     kind = fn.type_name
     if kind in ('Convolution', 'Pooling', 'Im2col'):
-        axis, stride, k_eff, pad = _geometry(fn)
+        axis, stride, k_eff, pad = layer_geometry(fn)
         stride, k_eff, pad = _per_axis(stride, k_eff, pad)
         return _Map(axis, tuple(1 / s for s in stride),
                     tuple((p - (k - 1) / 2) / s for s, k, p in zip(stride, k_eff, pad)))
     if kind == 'Deconvolution':
-        axis, stride, k_eff, pad = _geometry(fn)
+        axis, stride, k_eff, pad = layer_geometry(fn)
         stride, k_eff, pad = _per_axis(stride, k_eff, pad)
         return _Map(axis, stride, tuple((k - 1) / 2 - p for k, p in zip(k_eff, pad)))
     if kind in PASS_THROUGH_LAYERS:
@@ -202,7 +202,7 @@ def _walk_back(start, blocked):
         if not bottoms:
             continue
         try:
-            step = _compose(maps[top], _layer_map(top.fn))
+            step = _compose(maps[top], layer_map(top.fn))
         except UndefinedMapError as exc:
             blocked.append(str(exc))
             continue
@@ -319,7 +319,7 @@ def coord_map(fn):
         fn = fn.fn
     if not isinstance(fn, Function):
         raise TypeError(f"coord_map takes a Function or Top, not {type(fn).__name__}")
-    m = _layer_map(fn)
+    m = layer_map(fn)
     return m.axis, np.array(m.a, dtype=float), np.array(m.b, dtype=float)
 
 

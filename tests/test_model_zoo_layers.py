@@ -54,6 +54,12 @@ def test_dummydata_counts_that_match_neither_one_nor_every_top_are_refused(param
         run(make_layer('DummyData', params), [], num_tops=2)
 
 
+def test_dummydata_refuses_shape_together_with_legacy_dims():
+    params = 'dummy_data_param { shape { dim: 2 } num: 2 channels: 1 height: 1 width: 1 }'
+    with pytest.raises(NetError, match="'l': give shape or the legacy"):
+        run(make_layer('DummyData', params), [], num_tops=1)
+
+
 def test_dummydata_fillers_constant_uniform_gaussian():
     npcaffe.set_random_seed(7)
     layer = make_layer('DummyData', '''dummy_data_param {

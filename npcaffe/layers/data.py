@@ -43,10 +43,13 @@ class DummyDataLayer(Layer):
 
     def setup(self, bottom, top):
         p = self.layer_param.dummy_data_param
+        legacy = [p.num, p.channels, p.height, p.width]
+        if p.shape and any(len(v) for v in legacy):
+            raise NetError(f"layer {self.name!r}: give shape or the legacy "
+                           f"num/channels/height/width, not both")
         if p.shape:
             shapes = _shapes(self, p.shape, len(top))
-        else:  # legacy num/channels/height/width lists
-            legacy = [p.num, p.channels, p.height, p.width]
+        else:
             if any(len(v) not in (1, len(top)) for v in legacy):
                 raise NetError(f"layer {self.name!r}: num/channels/height/width must have "
                                f"1 or {len(top)} entries")

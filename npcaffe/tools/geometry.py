@@ -32,8 +32,7 @@ from fractions import Fraction
 # coord_map's per-layer maps are the one definition of the layer geometry; they are written
 # for NetSpec Functions, so _MapView presents a LayerParameter the way they read one.
 from npcaffe.coord_map import PASS_THROUGH_LAYERS, CoordMapError
-from npcaffe.coord_map import _geometry as _coord_geometry
-from npcaffe.coord_map import _layer_map
+from npcaffe.coord_map import layer_geometry as _coord_geometry, layer_map
 
 __all__ = ['Geometry', 'blob_geometry', 'layer_geometry_params', 'format_number']
 
@@ -147,7 +146,7 @@ def _spatial_step(layer, g, bottom_shape):
                         tuple(o + (h - 1) / 2 * s for o, h, s in zip(g.offset, size, g.stride)),
                         g.source)
     try:
-        m = _layer_map(view)
+        m = layer_map(view)
         axis, stride, k_eff, _ = _coord_geometry(view)
     except CoordMapError:
         return None
