@@ -204,6 +204,13 @@ class Training:
             if fresh:
                 surgery.interp(self.solver.net, fresh)
 
+    def snapshot_path(self, kind):
+        """The solver's snapshot file of the current iteration: kind 'caffemodel' or
+        'solverstate' (with .h5 when the solver writes HDF5, as Caffe names them)."""
+        caffe_pb2 = backend.caffe.proto.caffe_pb2
+        h5 = '.h5' if self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5 else ''
+        return self.out / f"snapshot_iter_{self.solver.iter}.{kind}{h5}"
+
     def _load_records(self):
         path = self.out / 'scores.jsonl'
         if path.exists():
@@ -246,13 +253,12 @@ class Training:
                         raise
                 if not interrupted:
                     self.evaluate()
-            snap = self.out / f"snapshot_iter_{self.solver.iter}.caffemodel"
-            if not snap.exists():
+            if not self.snapshot_path('caffemodel').exists():
                 self.solver.snapshot()
         if interrupted:
             log.warning("training stopped at iteration %d (interrupted); continue it with "
                         "--resume %s", self.solver.iter,
-                        self.out / f"snapshot_iter_{self.solver.iter}.solverstate")
+                        self.snapshot_path('solverstate'))
             return False
         log.info("trained to iteration %d in %.1f s", self.solver.iter,
                  time.monotonic() - start)

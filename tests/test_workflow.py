@@ -130,3 +130,15 @@ def test_toolkit_reaches_caffe_only_through_backend():
     offenders = [line for f in files for line in _engine_imports(f)]
     assert not offenders, offenders
     assert len(files) >= 8
+
+
+def test_hdf5_snapshots_through_solve_py(voc_run, tmp_path):
+    work, _ = voc_run
+    solver = tmp_path / 'solver.prototxt'
+    solver.write_text((work / 'net' / 'solver.prototxt').read_text().replace(
+        'train_net: "', f'train_net: "{work / "net"}/').replace(
+        'test_net: "', f'test_net: "{work / "net"}/') + 'snapshot_format: HDF5\n')
+    assert solve.main(['--solver', str(solver), '--max-iter', '1', '--score-every', '1',
+                       '--val-images', '1', '--out', str(tmp_path / 'run')]) == 0
+    names = sorted(p.name for p in (tmp_path / 'run').glob('snapshot_iter_*'))
+    assert names == ['snapshot_iter_1.caffemodel.h5', 'snapshot_iter_1.solverstate.h5']
