@@ -1,5 +1,6 @@
 """Writing files so that nothing already written is lost: a temporary name in the same
-folder, then a rename over the target (atomic on POSIX and Windows)."""
+folder, then a rename over the target (atomic on POSIX and Windows). Every output file of the
+toolkit goes through here."""
 import contextlib
 import os
 import tempfile
@@ -7,16 +8,29 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode='wb'):
-    """Open a temporary file beside ``path`` for writing; on success it replaces ``path``,
-    on any failure it is removed and ``path`` keeps its old content."""
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` to write to (by any writer that takes a path);
+    on success it replaces ``path``, on any failure it is removed and ``path`` is unchanged."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode='wb'):
+    """Open a temporary file beside ``path`` for writing (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
+
+
+def save_image(image, path, format='PNG', **options):
+    """Save the PIL ``image`` at ``path`` atomically."""
+    with atomic_write(path) as f:
+        image.save(f, format=format, **options)

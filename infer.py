@@ -19,6 +19,7 @@ from PIL import Image
 import backend
 import cliutil
 import vis
+from fsutil import atomic_write, save_image
 from labeltools import save_png_atomic
 
 log = logging.getLogger('infer')
@@ -181,22 +182,12 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
     save_png_atomic(vis.label_to_pil(label, pal), out_dir / f"{stem}.png")
     if overlay:
         blended = Image.fromarray(vis.overlay(rgb, label, palette=pal))
-        _save_atomic(lambda p: blended.save(p, format='JPEG', quality=90),
-                     out_dir / f"{stem}_overlay.jpg")
+        save_image(blended, out_dir / f"{stem}_overlay.jpg", 'JPEG', quality=90)
     if save_scores:
-        _save_atomic(lambda p: np.save(p, scores), out_dir / f"{stem}_scores.npy")
+        with atomic_write(out_dir / f"{stem}_scores.npy") as f:
+            np.save(f, scores)
     return label
 
-
-def _save_atomic(write, path):
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, 'wb') as f:
-            write(f)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------

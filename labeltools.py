@@ -23,8 +23,6 @@ are skipped; anything after the three numbers is ignored, e.g. a class name).
 import argparse
 import dataclasses
 import logging
-import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 
 import cliutil
 import vis
+from fsutil import save_image
 
 __all__ = ['INDEX_MODES', 'LABEL_EXTENSIONS', 'IMAGE_EXTENSIONS', 'LabelError',
            'UnknownColourError', 'UsageError', 'ArgumentParser', 'report_error',
@@ -113,16 +112,8 @@ def read_index_label(path):
 
 
 def save_png_atomic(image, path):
-    """Save the PIL ``image`` as PNG at ``path`` through a temporary name in the same folder and
-    a rename, so that ``path`` is never left half written."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp')
-    try:
-        image.save(tmp, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Save the PIL ``image`` as PNG at ``path`` atomically (never left half written)."""
+    save_image(image, path, 'PNG')
 
 
 def load_palette(spec):

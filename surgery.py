@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import backend
+from fsutil import atomic_path
 
 __all__ = ['SurgeryError', 'ParamTransfer', 'TransplantReport', 'transplant',
            'ParamBlob', 'CaffemodelParams', 'read_caffemodel_params', 'upsample_filt', 'interp',
@@ -450,16 +451,8 @@ def _parser():
 
 def _write_atomic(net, out):
     """``net.save`` to a temporary name beside ``out``, then rename it to ``out``."""
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(out) + '.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         net.save(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def run(args):

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from npcaffe import coord_map
+from npcaffe import coord_map, formats
 from npcaffe.net_spec import NetSpec, layers as L, params as P
 from npcaffe.proto import caffe_pb2
 
@@ -465,17 +465,9 @@ def _split_size(data):
 
 
 def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so
-    that an existing file is either kept or replaced whole."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically: an existing file is either kept or replaced whole."""
+    with formats.atomic_write(path, 'w') as f:
+        f.write(text)
 
 
 def generate(variant, out_dir, num_classes=21, width=1.0, data=None,

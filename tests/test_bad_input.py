@@ -652,10 +652,9 @@ def stalling_save(self, fp, format=None, **params):
     import io
     buffer = io.BytesIO()
     real_save(self, buffer, format=format, **params)
-    with open(fp, 'wb') as f:
-        f.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
-        f.flush()
-        os.fsync(f.fileno())
+    fp.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])   # the temporary file
+    fp.flush()
+    os.fsync(fp.fileno())
     Path(out, 'writing').touch()
     time.sleep(600)
 

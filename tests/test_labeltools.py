@@ -202,8 +202,8 @@ def test_convert_refuses_index_labels_and_usage_errors(tmp_path, capsys):
 
 def test_save_png_atomic_leaves_nothing_on_failure(tmp_path):
     class Broken:
-        def save(self, path, format):
-            Path(path).write_bytes(b'half')
+        def save(self, f, format):
+            f.write(b'half')
             raise OSError('disk full')
 
     (tmp_path / 'x.png').write_bytes(b'old')
