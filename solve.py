@@ -135,39 +135,45 @@ def score_net(net, num_images, score_blob='score', label_blob='label', loss_blob
 # ------------------------------------------------------------------------------------------
 # the training curve
 def plot_curve(records, path):
-    """Draw loss and val mean IU against the iteration into a PNG (Pillow only)."""
+    """Draw the training loss (left axis, red) and val mean IU (right axis, blue, 0..1)
+    against the iteration into a PNG (Pillow only)."""
     from PIL import Image, ImageDraw
-    width, height, margin = 640, 360, 48
+    width, height = 640, 360
+    left, right, top, bottom = 70, width - 50, 30, height - 50
     img = Image.new('RGB', (width, height), 'white')
     draw = ImageDraw.Draw(img)
-    left, right, top, bottom = margin, width - margin, 20, height - margin
-    draw.rectangle([left, top, right, bottom], outline=(160, 160, 160))
     iters = [r['iter'] for r in records]
-    if not iters:
-        return
-    x_max = max(max(iters), 1)
-
-    def x(it):
-        return left + (right - left) * it / x_max
-
-    series = [('loss', (200, 60, 40), [r.get('train_loss') for r in records]),
-              ('mean IU', (40, 90, 200), [r.get('mean_iu') for r in records])]
-    for index, (name, colour, values) in enumerate(series):
-        points = [(x(i), v) for i, v in zip(iters, values)
-                  if v is not None and math.isfinite(v)]
-        if not points:
-            continue
-        lo, hi = (0.0, 1.0) if name == 'mean IU' else (min(v for _, v in points),
-                                                       max(v for _, v in points))
-        span = (hi - lo) or 1.0
-        xy = [(px, bottom - (bottom - top) * (v - lo) / span) for px, v in points]
+    x_max = max(iters + [1])
+    loss_colour, iu_colour, ink, grid = (200, 60, 40), (40, 90, 200), (40, 40, 40), (225, 225, 225)
+    losses = [r.get('train_loss') for r in records]
+    finite = [v for v in losses if v is not None and math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if hi == lo:
+        lo, hi = lo - 0.5 * abs(lo or 1), hi + 0.5 * abs(hi or 1)
+    for k in range(5):                                   # grid, both y axes, x ticks
+        frac = k / 4
+        y = bottom - (bottom - top) * frac
+        draw.line([(left, y), (right, y)], fill=grid)
+        draw.text((4, y - 6), f"{lo + (hi - lo) * frac:.3g}", fill=loss_colour)
+        draw.text((right + 6, y - 6), f"{frac:.2f}", fill=iu_colour)
+        tick = round(x_max * frac)
+        x = left + (right - left) * tick / x_max
+        draw.line([(x, bottom), (x, bottom + 4)], fill=ink)
+        draw.text((x - 10, bottom + 8), str(tick), fill=ink)
+    draw.rectangle([left, top, right, bottom], outline=(150, 150, 150))
+    for values, (v_lo, v_hi), colour in ((losses, (lo, hi), loss_colour),
+                                         ([r.get('mean_iu') for r in records], (0, 1),
+                                          iu_colour)):
+        xy = [(left + (right - left) * i / x_max,
+               bottom - (bottom - top) * (v - v_lo) / (v_hi - v_lo))
+              for i, v in zip(iters, values) if v is not None and math.isfinite(v)]
         if len(xy) > 1:
             draw.line(xy, fill=colour, width=2)
         for px, py in xy:
-            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
-        label = f"{name} ({lo:.3g} .. {hi:.3g})"
-        draw.text((left + 8 + 260 * index, height - margin + 16), label, fill=colour)
-    draw.text((left, 4), f"iterations 0 .. {x_max}", fill=(0, 0, 0))
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+    draw.text((left, 8), "training loss", fill=loss_colour)
+    draw.text((right - 70, 8), "val mean IU", fill=iu_colour)
+    draw.text(((left + right) // 2 - 25, height - 22), "iteration", fill=ink)
     with atomic_write(path) as f:
         img.save(f, format='PNG')
 
