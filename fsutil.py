@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 
 
+def _file_mode():
+    """0666 less the umask: the mode open() would give a new file (mkstemp gives 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path`` to write to (by any writer that takes a path);
@@ -14,6 +21,7 @@ def atomic_path(path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _file_mode())
     try:
         yield tmp
         os.replace(tmp, path)

@@ -242,23 +242,35 @@ class Training:
         plot_curve(self.records, self.out / 'curve.png')
         return record
 
-    def run(self):
+    def run(self, time_limit=None, chunk=50):
         """Step to max_iter, scoring every score_every iterations; snapshot at the end.
 
-        The first SIGINT (Ctrl-C) stops after the iteration under way, snapshots and returns
-        False; a second one aborts at once."""
+        ``time_limit`` (seconds): stop early, scored and snapshotted, once it has passed
+        (checked every ``chunk`` iterations). The first SIGINT (Ctrl-C) stops after the
+        iteration under way, snapshots and returns False; a second one aborts at once."""
         start = time.monotonic()
         with self._stop_on_sigint() as interrupted:
             while self.solver.iter < self.max_iter and not interrupted:
                 target = min(self.max_iter, (self.solver.iter // self.score_every + 1)
                              * self.score_every)
+                if time_limit is not None:
+                    target = min(target, self.solver.iter + chunk)
                 try:
                     self.solver.step(target - self.solver.iter)
                 except KeyboardInterrupt:       # npcaffe: stopped on request, snapshot taken
                     if len(interrupted) != 1:
                         raise
-                if not interrupted:
+                if interrupted:
+                    break
+                over_time = time_limit is not None and time.monotonic() - start > time_limit
+                if (self.solver.iter % self.score_every == 0 or
+                        self.solver.iter == self.max_iter or over_time):
                     self.evaluate()
+                if over_time and self.solver.iter < self.max_iter:
+                    print(f"time limit: stopping at iteration {self.solver.iter} of "
+                          f"{self.max_iter} after {time.monotonic() - start:.0f} s",
+                          flush=True)
+                    break
             if not self.snapshot_path('caffemodel').exists():
                 self.solver.snapshot()
         if interrupted:
@@ -308,7 +320,7 @@ def build_parser():
         "--weights vgg16fc.caffemodel --out runs/fcn32s\n"
         "  python solve.py --solver voc-fcn16s/solver.prototxt "
         "--weights runs/fcn32s/snapshot_iter_100000.caffemodel --out runs/fcn16s\n"
-        "  python solve.py --demo --out demo\n")
+        "  python solve.py --demo --out runs/demo\n")
     parser.add_argument('--solver', help='solver prototxt (e.g. written by python -m nets)')
     parser.add_argument('--out', type=Path, help='folder for snapshots, scores and the curve '
                         '(default: runs/<solver folder name>)')

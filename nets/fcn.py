@@ -453,8 +453,12 @@ def _split_size(data):
         listing = os.path.join(p['voc_dir'], 'ImageSets', 'Segmentation', p['split'] + '.txt')
     elif 'sbdd_dir' in p:
         listing = os.path.join(p['sbdd_dir'], p['split'] + '.txt')
+    elif p.get('root') and p.get('split'):  # the folder layer: a path, or ROOT/<split>.txt
+        split = p['split']
+        listing = split if os.path.isfile(split) else os.path.join(
+            p['root'], split if split.endswith('.txt') else split + '.txt')
     else:
-        return None  # the folder layer keeps its own layout
+        return None
     try:
         with open(listing, encoding='utf-8') as f:
             return sum(1 for line in f if line.strip())

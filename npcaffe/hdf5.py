@@ -23,11 +23,10 @@ without it until an HDF5 file is asked for.
 import contextlib
 import logging
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from npcaffe import formats
 from npcaffe.errors import ModelFileError
 
 log = logging.getLogger(__name__)
@@ -63,20 +62,8 @@ def is_hdf5(path):
 def _atomic_h5(path):
     """An h5py File open for writing at a temporary name; renamed to ``path`` on success."""
     h5py = _h5py()
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path('.')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, 'w') as f:
-            yield f
-        with open(tmp, 'rb+') as raw:
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with formats.atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:
+        yield f
 
 
 def _open(path, what):

@@ -760,3 +760,14 @@ def test_every_tool_fails_with_one_line_and_debug_shows_the_traceback(tiny, tmp_
             first = err.splitlines()[0] if err else ''
             assert first.startswith('error: ') and cases[name][1] in first, (name, err)
             assert 'Traceback' not in err, (name, err)
+
+
+def test_toolkit_outputs_get_the_mode_open_would_give(tmp_path):
+    import fsutil
+    mask = os.umask(0o022)
+    try:
+        with fsutil.atomic_write(tmp_path / 'x.txt', 'w') as f:
+            f.write('x')
+        assert (tmp_path / 'x.txt').stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

@@ -1,4 +1,6 @@
 """Prototxt and binary caffemodel/solverstate reading and writing."""
+import os
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,12 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError('killed')
     assert path.read_bytes() == b'old'
     assert [p.name for p in tmp_path.iterdir()] == ['model.caffemodel']
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        formats.write_text(tmp_path / 'a.prototxt', caffe_pb2.NetParameter(name='n'))
+        assert (tmp_path / 'a.prototxt').stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)

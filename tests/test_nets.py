@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import text_format
 
 import npcaffe
-from nets import VARIANTS, NetsError, data_sources, fcn, solver
+from nets import VARIANTS, NetsError, data_sources, fcn, generate, solver
 from nets.cli import main
 from npcaffe.errors import NetError
 from npcaffe.proto import caffe_pb2
@@ -274,3 +274,13 @@ def test_python_dash_m_nets(tmp_path):
     run = subprocess.run([sys.executable, '-m', 'nets', 'nope', '--out', str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and 'error:' in run.stderr and 'Traceback' not in run.stderr
+
+
+def test_solver_test_iter_counts_the_val_list_of_every_data_source(tmp_path):
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'val.txt').write_text('a\nb\n\nc\n')
+    generate('fcn32s', tmp_path / 'out', 3, 1 / 64, data_sources(folder_dir=mine))
+    solver = caffe_pb2.SolverParameter()
+    text_format.Parse((tmp_path / 'out' / 'solver.prototxt').read_text(), solver)
+    assert list(solver.test_iter) == [3]

@@ -1,0 +1,179 @@
+"""The Docker image, checked without Docker: the Dockerfile's install lines are the README's,
+its entry point dispatches the verbs the README uses to commands that exist (each one's
+--help runs through docker/entrypoint.sh itself), and the volumes are documented."""
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCKERFILE = ROOT / 'Dockerfile'
+ENTRYPOINT = ROOT / 'docker' / 'entrypoint.sh'
+README = ROOT / 'README.md'
+REQUIRED_VERBS = {'solve', 'infer', 'nets', 'demo'}
+
+
+def dockerfile_instructions():
+    """[(INSTRUCTION, argument text)] of the Dockerfile, continuation lines joined."""
+    instructions, pending = [], ''
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith('#')):
+            continue
+        if stripped.endswith('\\'):
+            pending += stripped[:-1] + ' '
+            continue
+        text = pending + stripped
+        pending = ''
+        word, _, rest = text.partition(' ')
+        instructions.append((word.upper(), rest.strip()))
+    return instructions
+
+
+def dispatch_table():
+    """{verb: command words} from the ``case`` arms of docker/entrypoint.sh."""
+    table = {}
+    for match in re.finditer(r'^\s*([\w|-]+)\)\s*(.*?)\s*;;', ENTRYPOINT.read_text(), re.M):
+        for verb in match.group(1).split('|'):
+            table[verb] = match.group(2)
+    return table
+
+
+def readme_blocks(language='sh'):
+    return re.findall(rf'```{language}\n(.*?)```', README.read_text(), re.S)
+
+
+def readme_docker_runs():
+    """The argument lists of every ``docker run`` in the README's shell blocks."""
+    runs = []
+    for block in readme_blocks():
+        for line in block.replace('\\\n', ' ').splitlines():
+            line = line.split('#', 1)[0].strip()
+            if line.startswith('docker run'):
+                runs.append(shlex.split(line)[2:])
+    return runs
+
+
+def image_and_verb(args):
+    """(image, verb) of ``docker run`` arguments: the first word that is not an option or
+    an option's value, and the word after it."""
+    takes_value = {'-v', '--volume', '-e', '--env', '-w', '--workdir', '--name', '-p',
+                   '--user', '-u', '--entrypoint', '--shm-size', '--cpus', '--memory'}
+    i = 0
+    while i < len(args):
+        if args[i] in takes_value:
+            i += 2
+        elif args[i].startswith('-'):
+            i += 1
+        else:
+            return args[i], (args[i + 1] if i + 1 < len(args) else None)
+    return None, None
+
+
+def run_entrypoint(*args, cwd=None):
+    env = dict(os.environ, FCN_HOME=str(ROOT), PYTHON=sys.executable)
+    return subprocess.run(['sh', str(ENTRYPOINT), *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=120)
+
+
+# ------------------------------------------------------------------------------------------
+def test_base_image_is_slim_python():
+    (base,) = [arg for word, arg in dockerfile_instructions() if word == 'FROM']
+    assert re.fullmatch(r'python:3\.\d+-slim(-\w+)?', base), base
+
+
+def test_install_lines_are_the_readmes():
+    installs = [arg for word, arg in dockerfile_instructions()
+                if word == 'RUN' and 'pip install' in arg]
+    assert installs, 'the Dockerfile installs nothing'
+    setup = readme_blocks()[0]                        # "Set up": install, then the tests
+    readme_installs = [line.strip() for line in setup.splitlines() if 'pip install' in line]
+    assert readme_installs
+    for line in installs:
+        assert line in readme_installs, f"Dockerfile installs with {line!r}, the README " \
+                                        f"with {readme_installs}"
+
+
+def test_entrypoint_is_the_dispatch_script():
+    instructions = dockerfile_instructions()
+    (entry,) = [arg for word, arg in instructions if word == 'ENTRYPOINT']
+    words = json.loads(entry)                         # exec form
+    assert words[-1] == '/opt/fcn/docker/entrypoint.sh'
+    assert ('COPY', '. /opt/fcn') in instructions
+    env = ' '.join(arg for word, arg in instructions if word == 'ENV')
+    assert 'FCN_HOME=/opt/fcn' in env
+
+
+def test_volumes_are_declared_and_documented():
+    (volumes,) = [arg for word, arg in dockerfile_instructions() if word == 'VOLUME']
+    assert set(json.loads(volumes)) == {'/data', '/out'}
+    readme = README.read_text()
+    for volume in ('/data', '/out'):
+        assert f':{volume}' in readme
+
+
+def test_dockerignore_keeps_environments_and_data_out():
+    ignored = (ROOT / '.dockerignore').read_text().split()
+    for entry in ('.git', '.venv', 'data', 'runs'):
+        assert entry in ignored
+
+
+def test_entrypoint_script_parses():
+    assert subprocess.run(['sh', '-n', str(ENTRYPOINT)]).returncode == 0
+
+
+def test_required_verbs_are_dispatched_to_the_tools():
+    table = dispatch_table()
+    assert REQUIRED_VERBS <= set(table)
+    assert '$APP/solve.py' in table['solve'] and '--demo' not in table['solve']
+    assert '$APP/infer.py' in table['infer']
+    assert '-m nets' in table['nets']
+    assert '$APP/solve.py' in table['demo'] and '--demo' in table['demo']
+
+
+@pytest.mark.parametrize('verb', sorted(set(dispatch_table()) - {'help', '-h', '--help', '*',
+                                                                 'test'}))
+def test_each_verb_runs_its_tools_help(verb, tmp_path):
+    """Through the entry script, from an unrelated working folder as in the image (/out)."""
+    result = run_entrypoint(verb, '--help', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'usage:' in result.stdout.lower()
+
+
+def test_dispatched_scripts_exist():
+    for verb, command in dispatch_table().items():
+        for path in re.findall(r'\$APP/(\S+\.py)', command):
+            assert (ROOT / path).is_file(), (verb, path)
+
+
+def test_help_verb_lists_the_verbs():
+    result = run_entrypoint('help')
+    assert result.returncode == 0
+    for verb in REQUIRED_VERBS:
+        assert f'  {verb} ' in result.stdout
+
+
+def test_other_commands_run_as_given():
+    result = run_entrypoint('echo', 'hello')
+    assert result.returncode == 0 and result.stdout == 'hello\n'
+
+
+def test_readme_docker_commands_use_dispatched_verbs():
+    runs = readme_docker_runs()
+    assert runs, 'the README shows no docker run'
+    verbs = set(dispatch_table()) - {'*'}
+    used = set()
+    for args in runs:
+        image, verb = image_and_verb(args)
+        assert image == 'fcn-npcaffe', args
+        assert verb in verbs, f"README: docker run ... {verb}: not a verb of the image"
+        used.add(verb)
+    assert REQUIRED_VERBS <= used
+    builds = [line for block in readme_blocks() for line in block.splitlines()
+              if line.startswith('docker build')]
+    assert builds and all('-t fcn-npcaffe' in line for line in builds)
