@@ -44,16 +44,22 @@ def deconv_out_size(size, kernel, stride=1, pad=0, dilation=1):
     return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
 
 
-def padded_into(img, buf, pad):
+def padded_into(img, buf, pad, zero_border=False):
     """Copy ``img`` (C, H, W) into the interior of ``buf`` (C, H+2ph, W+2pw); return ``buf``.
 
-    The border of ``buf`` is left as it is: callers keep it zero (allocate it zeroed once).
-    With no padding ``img`` itself is returned and ``buf`` is not touched.
+    The border of ``buf`` is zeroed with ``zero_border``, else left as it is (a caller that
+    allocated it zeroed once). With no padding ``img`` itself is returned and ``buf`` is not
+    touched.
     """
     ph, pw = pad
     if ph == 0 and pw == 0:
         return img
     _, h, w = img.shape
+    if zero_border:
+        buf[:, :ph] = 0
+        buf[:, ph + h:] = 0
+        buf[:, ph:ph + h, :pw] = 0
+        buf[:, ph:ph + h, pw + w:] = 0
     buf[:, ph:ph + h, pw:pw + w] = img
     return buf
 

@@ -34,6 +34,7 @@ from npcaffe import filler
 from npcaffe.errors import NetError, NotSupportedError
 from npcaffe.layers import register
 from npcaffe.layers.base import Layer, TRAIN
+from npcaffe.parallel import elementwise
 
 
 class NeuronLayer(Layer):
@@ -93,7 +94,8 @@ class ReLULayer(PointwiseLayer):
     """y = max(x, 0) + negative_slope * min(x, 0); dy/dx = 1 if x > 0 else negative_slope.
 
     For negative_slope >= 0, x > 0 exactly where y > 0, so the slope is read from y and in-place
-    use costs no copy (FCN's ReLUs all run in place).
+    use costs no copy (FCN's ReLUs all run in place). With negative_slope 0, forward and
+    backward run without temporaries, large blobs split over the worker threads.
     """
 
     def setup(self, bottom, top):
@@ -102,10 +104,18 @@ class ReLULayer(PointwiseLayer):
         self.slope_needs_input = self.negative_slope < 0
 
     def forward(self, bottom, top):
-        if self.negative_slope == 0:  # the common case, without temporaries
-            xp.maximum(bottom[0].data, 0, out=top[0].data)
+        if self.negative_slope == 0:  # the common case, without temporaries, on the workers
+            elementwise(lambda x, y: xp.maximum(x, 0, out=y), bottom[0].data, top[0].data)
         else:
             super().forward(bottom, top)
+
+    def backward(self, top, propagate_down, bottom):
+        if self.negative_slope == 0 and propagate_down[0]:
+            # dx = dy where y > 0 (exactly where x > 0), else 0; in place or not
+            elementwise(lambda dy, y, dx: xp.multiply(dy, y > 0, out=dx),
+                        top[0].diff, top[0].data, bottom[0].diff)
+        else:
+            super().backward(top, propagate_down, bottom)
 
     def value(self, x):
         return xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))

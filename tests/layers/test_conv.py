@@ -345,3 +345,78 @@ def test_golden_direct(case):
 def test_golden_net(case):
     from tests.golden import run_golden_case
     run_golden_case(case)
+
+
+# -- the faster paths (Winograd, flipped conv^T, weight-gradient orientation, threads) ----------
+FAST_CASES = [
+    'num_output: 4 kernel_size: 3 pad: 1',                  # Winograd forward and conv^T
+    'num_output: 3 kernel_size: 3 bias_term: false',        # pad 0: conv^T pads by 2
+    'num_output: 5 kernel_size: 3 pad: 2',                  # larger output than input
+    'num_output: 4 kernel_size: 3 stride: 2 pad: 1',        # stride 2: im2col + col2im
+    'num_output: 2 kernel_size: 3 dilation: 2 pad: 2',      # dilated: flipped, not Winograd
+]
+
+
+@pytest.fixture(params=[1, 3], ids=['one-thread', 'three-threads'])
+def threads(request):
+    from npcaffe import parallel
+    before = parallel.num_threads()
+    parallel.set_num_threads(request.param)
+    yield request.param
+    parallel.set_num_threads(before)
+
+
+@pytest.mark.parametrize('params', FAST_CASES)
+@pytest.mark.parametrize('shape', [(2, 4, 9, 8), (1, 3, 4, 7), (1, 2, 3, 3)])
+def test_winograd_and_threads_match_definition(params, shape, threads, monkeypatch):
+    """Winograd forced on (any channel count), one-row bands (many pieces for the workers):
+    forward against the definition, backward against finite differences."""
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_BAND_ELEMENTS', 1)
+    monkeypatch.setattr(conv, 'COL_BAND_ELEMENTS', 1)
+    monkeypatch.setattr(conv, 'BAND_MIN_COLUMNS', 1)
+    x = np.random.default_rng(7).standard_normal(shape)
+    layer = conv_layer('Convolution', params)
+    _, top = run(layer, [x])
+    b = layer.blobs[1].data if layer.bias_term else None
+    expected = reference_conv(x, layer.blobs[0].data, b, layer.group, *geometry(layer))
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+    if shape == (1, 3, 4, 7):
+        check_layer_gradient(conv_layer('Convolution', params), [x])
+
+
+@pytest.mark.parametrize('transposed_below', [0, 10**6])
+def test_weight_gradient_orientations_agree(transposed_below, monkeypatch):
+    """dW = dy @ col^T and dW^T = col @ dy^T give the same accumulated diff."""
+    monkeypatch.setattr(conv, 'WEIGHT_GEMM_TRANSPOSED_BELOW', transposed_below)
+    check_layer_gradient(conv_layer('Convolution', 'num_output: 3 kernel_size: 3 stride: 2'),
+                         [np.random.default_rng(8).standard_normal((2, 3, 6, 5))])
+
+
+def test_flipped_conv_transpose_only_where_it_saves_work():
+    """fc6-like (7x7, no pad, a small map): the zero-padded full convolution would be larger
+    than the column side, so conv^T stays GEMM + col2im; 3x3 pad 1 runs flipped."""
+    big = conv_layer('Convolution', 'num_output: 2 kernel_size: 7')
+    run(big, [np.zeros((1, 2, 9, 9))])
+    assert big._flipped_geometry() is None
+    same = conv_layer('Convolution', 'num_output: 2 kernel_size: 3 pad: 1')
+    run(same, [np.zeros((1, 2, 9, 9))])
+    assert same._flipped_geometry() == ((3, 3), (1, 1), (1, 1), (1, 1), (9, 9))
+
+
+def test_winograd_float32_close_to_direct():
+    """FCN-like magnitudes in float32: Winograd within 1e-5 of the largest output of the
+    direct (im2col) result, far inside the golden tolerance (1e-4)."""
+    from npcaffe import winograd
+    from npcaffe.im2col import im2col
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((16, 13, 11), dtype=np.float32) * 50
+    w = rng.standard_normal((8, 16, 3, 3), dtype=np.float32) * 0.1
+    direct = (w.reshape(8, -1) @ im2col(x, (3, 3), pad=(1, 1))).reshape(8, 13, 11)
+    out = np.empty_like(direct)
+    split = winograd.phase_split(x, np.empty(winograd.phase_split_shape(16, (13, 11)),
+                                             np.float32), (1, 1))
+    th, tw = winograd.tiles((13, 11))
+    work = [np.empty(n, np.float32) for n in winograd.band_scratch_sizes(16, 8, th, tw)]
+    winograd.conv_band(split, winograd.transform_weights(w), out, 0, th, *work)
+    assert np.abs(out - direct).max() <= 1e-5 * np.abs(direct).max()

@@ -93,6 +93,35 @@ def test_matches_caffe_loops(method, geometry, round_mode):
     np.testing.assert_allclose(got, dx, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize('geometry', [((2, 2), (7, 9)), ((3, 2), (8, 7)), ((2, 2), (6, 8))])
+@pytest.mark.parametrize('round_mode', ['CEIL', 'FLOOR'])
+def test_tiled_max_on_the_workers(geometry, round_mode, monkeypatch):
+    """Windows that tile the input (kernel == stride, no pad: the separable forward and the
+    write-only backward), split over channels on three workers, with ties."""
+    from npcaffe import parallel
+    from npcaffe.layers import pool
+    monkeypatch.setattr(pool, 'PARALLEL_MIN_ELEMENTS', 1)
+    before = parallel.num_threads()
+    parallel.set_num_threads(3)
+    try:
+        kernel, hw = geometry
+        x = ties_input((2, 7) + hw, 3)
+        layer = pool_layer(f'pool: MAX kernel_h: {kernel[0]} kernel_w: {kernel[1]} '
+                           f'stride_h: {kernel[0]} stride_w: {kernel[1]} round_mode: {round_mode}')
+        bottom, top = run(layer, [x], num_tops=2)
+        dy = np.random.default_rng(4).standard_normal(top[0].shape)
+        expected, dx, mask = caffe_pool(x, dy, 'MAX', kernel, kernel, (0, 0),
+                                        round_mode == 'CEIL')
+        np.testing.assert_array_equal(top[0].data, expected)
+        np.testing.assert_array_equal(top[1].data, mask)
+        bottom[0].diff[...] = np.nan                # every entry must be written
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+        np.testing.assert_array_equal(bottom[0].diff, dx)
+    finally:
+        parallel.set_num_threads(before)
+
+
 # -- sizes ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize('size, kernel, stride, pad, ceil_mode, expected', [
     (5, 2, 2, 0, True, 3),     # ceil(3/2)+1 = 3: the last window holds only row 4
