@@ -26,13 +26,10 @@ The defaults (``DEFAULTS``) were chosen by measurement on a 2-core machine: 2000
 iterations at width 1/8 take about 4 minutes and reach a val mean IU near 0.78 (0.77 to 0.80
 over seeds 0, 1, 2); width 1/16 reaches only 0.75 in 4000 iterations (the same time), and with
 48 train images instead of 300 the net overfits (0.54). BLAS runs single-threaded during the
-demo (see ``blas_threads``).
+demo (``npcaffe.parallel.one_blas_thread``): its matrices are small.
 """
-import contextlib
-import ctypes
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 import vis
+from npcaffe import parallel
 from fsutil import atomic_write
 from labeltools import save_png_atomic
 
@@ -247,53 +245,6 @@ def make_nets(data_root, net_dir, settings=DEFAULTS, seed=0):
 
 # ------------------------------------------------------------------------------------------
 # the whole job
-_BLAS_THREAD_SYMBOLS = (('openblas_get_num_threads', 'openblas_set_num_threads'),
-                        ('openblas_get_num_threads64_', 'openblas_set_num_threads64_'),
-                        ('scipy_openblas_get_num_threads', 'scipy_openblas_set_num_threads'),
-                        ('scipy_openblas_get_num_threads64_',
-                         'scipy_openblas_set_num_threads64_'))
-
-
-def _openblas_controls():
-    """(get, set) function pairs of the OpenBLAS libraries loaded in this process (Linux)."""
-    try:
-        with open('/proc/self/maps') as f:
-            paths = sorted({line.split()[-1] for line in f if 'openblas' in line.lower()})
-    except OSError:
-        return []
-    controls = []
-    for path in paths:
-        if not os.path.isfile(path):            # e.g. "(deleted)"
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get_name, set_name in _BLAS_THREAD_SYMBOLS:
-            if hasattr(lib, get_name) and hasattr(lib, set_name):
-                controls.append((getattr(lib, get_name), getattr(lib, set_name)))
-                break
-    return controls
-
-
-@contextlib.contextmanager
-def blas_threads(count):
-    """Run the block with OpenBLAS limited to ``count`` threads, then restore the setting.
-
-    The demo's matrices are small: one BLAS thread is as fast as two on an idle 2-core
-    machine, and several times faster when other processes compete for the cores (OpenBLAS
-    threads then wait for each other). Does nothing where no OpenBLAS is found."""
-    controls = _openblas_controls()
-    before = [get() for get, _ in controls]
-    for _, set_threads in controls:
-        set_threads(count)
-    if not controls:
-        log.info("no OpenBLAS found; BLAS threads left as they are")
-    try:
-        yield
-    finally:
-        for (_, set_threads), n in zip(controls, before):
-            set_threads(n)
 
 
 
@@ -336,7 +287,7 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
     _clear_previous(out / 'train')
     training = solve.Training(solver_path, out / 'train', score_every=settings.score_every,
                               val_images=settings.n_val)
-    with blas_threads(1):
+    with parallel.one_blas_thread():   # small GEMMs: one BLAS thread is faster, and robust
         training.run(time_limit=settings.time_limit)
         iters = training.solver.iter
         weights = training.snapshot_path('caffemodel')

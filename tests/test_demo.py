@@ -139,10 +139,3 @@ def test_solve_demo_command_line(tmp_path, capsys):
     assert record['iter'] == 2 and 'mean_iu' in record
     assert len(list((out / 'predictions').glob('val_*[0-9].png'))) == demo.DEFAULTS.n_val
 
-
-def test_blas_threads_restores_the_setting():
-    controls = demo._openblas_controls()
-    before = [get() for get, _ in controls]
-    with demo.blas_threads(1):
-        assert all(get() == 1 for get, _ in controls)
-    assert [get() for get, _ in controls] == before
