@@ -32,6 +32,13 @@ def use(name):
     _chosen = name
 
 
+def add_argument(parser):
+    """Add the ``--backend`` option every command-line tool shares."""
+    parser.add_argument('--backend', choices=BACKENDS,
+                        help='Caffe to run on: npcaffe (default) or caffe (BVLC pycaffe); '
+                             'or set FCN_BACKEND')
+
+
 def name():
     """The name of the backend that is (or will be) used."""
     return _chosen or os.environ.get('FCN_BACKEND') or 'npcaffe'

@@ -193,9 +193,12 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
 # ------------------------------------------------------------------------------------------
 def build_parser():
     parser = cliutil.ArgumentParser(
-        prog='python infer.py', description=__doc__.split('\n\n')[0].replace('``', ''),
-        epilog="example:\n  python infer.py --deploy voc-fcn8s/deploy.prototxt "
-               "--weights fcn8s.caffemodel --out seg/ photos/\n")
+        prog='python infer.py',
+        description="Segment images with a trained FCN into label PNGs (class indices, VOC "
+                    "palette) the size of each input.",
+        epilog=__doc__.split('\n\n', 1)[1].replace('``', '') +
+        "\nexample:\n  python infer.py --deploy voc-fcn8s/deploy.prototxt "
+        "--weights fcn8s.caffemodel --out seg/ photos/\n")
     parser.add_argument('inputs', nargs='+', metavar='IMAGE|FOLDER',
                         help='images, or folders of images')
     parser.add_argument('--deploy', required=True, help='deploy prototxt')
@@ -211,8 +214,7 @@ def build_parser():
     parser.add_argument('--max-size', type=int, metavar='PIXELS',
                         help='downscale images whose longer side exceeds this, and upscale '
                              'the labels back')
-    parser.add_argument('--backend', choices=backend.BACKENDS,
-                        help='Caffe to run on (default: npcaffe, or $FCN_BACKEND)')
+    backend.add_argument(parser)
     return parser
 
 

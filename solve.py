@@ -315,7 +315,7 @@ def build_parser():
     parser = cliutil.ArgumentParser(
         prog='python solve.py',
         description="Train an FCN with Caffe's solvers, scoring segmentations as it goes.",
-        epilog=__doc__.split('\n\n', 1)[1] + "\nexamples:\n"
+        epilog=__doc__.split('\n\n', 1)[1].replace('``', '') + "\nexamples:\n"
         "  python solve.py --solver voc-fcn32s/solver.prototxt "
         "--weights vgg16fc.caffemodel --out runs/fcn32s\n"
         "  python solve.py --solver voc-fcn16s/solver.prototxt "
@@ -337,8 +337,7 @@ def build_parser():
     parser.add_argument('--demo', action='store_true',
                         help='train on a generated toy dataset; no download needed')
     parser.add_argument('--seed', type=int, default=0, help='seed of the --demo dataset')
-    parser.add_argument('--backend', choices=backend.BACKENDS,
-                        help='Caffe to run on (default: npcaffe, or $FCN_BACKEND)')
+    backend.add_argument(parser)
     return parser
 
 
@@ -347,7 +346,7 @@ def run(args):
         backend.use(args.backend)
     if args.demo:
         import demo
-        return demo.run(args.out or Path('demo'), seed=args.seed, max_iter=args.max_iter)
+        return demo.run(args.out or Path('runs/demo'), seed=args.seed, max_iter=args.max_iter)
     if not args.solver:
         raise cliutil.UsageError("--solver is required (or --demo)")
     if args.weights and args.resume:

@@ -440,9 +440,7 @@ def _parser():
     p.add_argument('--data-shape', type=_data_shape, default=(3, 224, 224), metavar='C,H,W',
                    help='shape of the Input layers that replace the FCN net\'s Python data '
                         'layers while it is built (default 3,224,224)')
-    p.add_argument('--backend', choices=backend.BACKENDS, default=None,
-                   help='Caffe engine: npcaffe (default) or caffe (BVLC pycaffe); '
-                        'or set FCN_BACKEND')
+    backend.add_argument(p)
     p.add_argument('-q', '--quiet', action='store_true', help='print only the summary line')
     p.add_argument('--debug', action='store_true',
                    help='show the full traceback when something fails')
