@@ -2,9 +2,8 @@
 ``error: ...``, one place that turns exceptions into one line on stderr and an exit status, the
 ``--debug``/``--verbose`` flags, and a progress bar that shows only on a terminal.
 
-Exit statuses: 0 success, 1 the work failed (bad input, a fault), 2 the command line is wrong,
-130 interrupted. (``nets``, ``labeltools.py`` and ``score.py`` document 2 for a failed run as
-well: they pass ``failure_status=2``.)
+Exit statuses, the same for every tool: 0 success, 1 the work failed (bad input, a fault),
+2 the command line is wrong, 130 interrupted.
 """
 import argparse
 import logging
@@ -47,10 +46,10 @@ def _usage_error(parser, exc):
     return 2
 
 
-def run(body, parser, argv=None, failure_status=1):
+def run(body, parser, argv=None):
     """Parse ``argv`` with ``parser``, set up logging, call ``body(args)``; return the exit
-    status (body's return value, or 0). Failures print ``error: ...`` on stderr and return
-    ``failure_status``; with ``--debug`` they raise, showing the traceback."""
+    status (body's return value, or 0). Failures print ``error: ...`` on stderr and return 1
+    (2 for a usage error); with ``--debug`` they raise, showing the traceback."""
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -77,7 +76,7 @@ def run(body, parser, argv=None, failure_status=1):
         else:
             print(f"error: internal error, {type(exc).__name__}: {exc} "
                   f"(run with --debug for the traceback)", file=sys.stderr)
-        return failure_status
+        return 1
     return 0 if status is None else status
 
 

@@ -465,7 +465,7 @@ def _run(args):
 def main(argv=None):
     """Run ``convert`` or ``check`` (see the module docstring); return the exit status
     (``error: ...`` on stderr for a failure; ``--debug`` shows the traceback)."""
-    return cliutil.run(_run, _parser(), argv, failure_status=2)
+    return cliutil.run(_run, _parser(), argv)
 
 
 if __name__ == '__main__':

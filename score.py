@@ -323,7 +323,7 @@ def main(argv=None):
     parser.add_argument('--ignore', type=int, default=255,
                         help='ground-truth value that is not scored (default 255; -1: none)')
     parser.add_argument('--json', action='store_true', help='print the metrics as JSON')
-    return cliutil.run(_run, parser, argv, failure_status=2)
+    return cliutil.run(_run, parser, argv)
 
 
 if __name__ == '__main__':

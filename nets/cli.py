@@ -102,4 +102,4 @@ def main(argv=None):
     """Run the generator with ``argv`` (default sys.argv[1:]); returns the exit status:
     0 on success, 2 on bad arguments or a failure (a one-line ``error: ...`` on stderr, no
     traceback; ``--debug`` shows it)."""
-    return cliutil.run(_run, build_parser(), argv, failure_status=2)
+    return cliutil.run(_run, build_parser(), argv)

@@ -180,8 +180,6 @@ def test_convert_refuses_index_labels_and_usage_errors(tmp_path, capsys):
         (['convert', str(tmp_path / 'grey.png'), '--out', str(tmp_path)], 'would be overwritten'),
         (['convert', str(tmp_path / 'grey.png'), '--out', str(tmp_path / 'o'),
           '--unknown', '300'], r'--unknown must lie in \[0, 255\]'),
-        (['convert', str(tmp_path / 'grey.png'), '--out', str(tmp_path / 'o'),
-          '--palette', str(tmp_path / 'missing.txt')], 'missing.txt'),
         (['convert', '--out', str(tmp_path / 'o')], 'required: SRC'),
         (['frobnicate'], 'invalid choice'),
     ]
@@ -191,6 +189,9 @@ def test_convert_refuses_index_labels_and_usage_errors(tmp_path, capsys):
         last = err.strip().splitlines()[-1]
         assert last.startswith('error: ')
         assert re.search(message, last), (argv, err)
+    assert labeltools.main(['convert', str(tmp_path / 'grey.png'), '--out', str(tmp_path / 'o'),
+                            '--palette', str(tmp_path / 'missing.txt')]) == 1   # bad input
+    assert 'missing.txt' in capsys.readouterr().err
     (tmp_path / 'd1').mkdir()
     (tmp_path / 'd2').mkdir()
     Image.fromarray(vis.colorize(np.zeros((1, 1), np.uint8))).save(tmp_path / 'd1' / 'x.png')

@@ -245,14 +245,14 @@ def test_cli_without_data_writes_deploy_only(tmp_path):
     assert list(net.layer[0].input_param.shape[0].dim) == [1, 3, 227, 300]
 
 
-@pytest.mark.parametrize('argv,message', [
-    (['fcn4s'], "unknown variant 'fcn4s'"),
-    (['fcn8s', '--classes', '0'], 'must be > 0'),
-    (['fcn8s', '--width', 'wide'], 'not a number'),
-    (['fcn8s', '--voc-dir', '/no/such/dir'], 'not a directory'),
+@pytest.mark.parametrize('argv,message,status', [
+    (['fcn4s'], "unknown variant 'fcn4s'", 2),
+    (['fcn8s', '--classes', '0'], 'must be > 0', 2),
+    (['fcn8s', '--width', 'wide'], 'not a number', 2),
+    (['fcn8s', '--voc-dir', '/no/such/dir'], 'not a directory', 1),
 ])
-def test_cli_errors_exit_2_with_one_message(tmp_path, capsys, argv, message):
-    assert main(argv + ['--out', str(tmp_path / 'out')]) == 2
+def test_cli_errors_exit_non_zero_with_one_message(tmp_path, capsys, argv, message, status):
+    assert main(argv + ['--out', str(tmp_path / 'out')]) == status
     err = capsys.readouterr().err
     assert 'error: ' in err and message in err and 'Traceback' not in err
     assert not (tmp_path / 'out').exists()

@@ -254,7 +254,7 @@ def test_cli_errors(tmp_path, capsys, case, message):
     pred_dir = tmp_path / ('missing' if case == 'nodir' else 'pred')
     rc = score.main(['--gt', str(tmp_path / 'gt'), '--pred', str(pred_dir), '--classes', '3'])
     out, err = capsys.readouterr()
-    assert rc == 2
+    assert rc == 1                               # bad input (2 is kept for a bad command line)
     assert out == ''
     assert err.splitlines()[-1].startswith('error: ')
     assert re.search(message, err), err
@@ -268,7 +268,7 @@ def test_cli_usage_error_and_no_traceback(tmp_path):
     assert r.stderr.splitlines()[-1] == 'error: the following arguments are required: --pred'
     r = subprocess.run([sys.executable, str(REPO / 'score.py'), '--gt', str(tmp_path),
                         '--pred', str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert r.stderr.strip() == f'error: no prediction PNGs in {tmp_path}'
 
 
