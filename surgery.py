@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import backend
+import cliutil
 from fsutil import atomic_path
 
 __all__ = ['SurgeryError', 'ParamTransfer', 'TransplantReport', 'transplant',
@@ -412,15 +413,8 @@ def _data_shape(text):
     return dims
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _parser():
-    p = _Parser(
+    p = cliutil.ArgumentParser(
         prog='surgery.py',
         description='Turn a classifier (deploy prototxt + caffemodel, V1 or V2 format) into the '
                     'initial weights of an FCN net: every parameter of a same-named layer is '
@@ -442,8 +436,6 @@ def _parser():
                         'layers while it is built (default 3,224,224)')
     backend.add_argument(p)
     p.add_argument('-q', '--quiet', action='store_true', help='print only the summary line')
-    p.add_argument('--debug', action='store_true',
-                   help='show the full traceback when something fails')
     return p
 
 
@@ -487,30 +479,20 @@ def run(args):
     return report, deconvs
 
 
-def main(argv=None):
-    """The command line (see the module docstring); returns the exit status: 0 when the weights
-    were written, 2 on any error (a message on stderr, no traceback)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format='%(name)s: %(message)s')
-    expected = (OSError, ValueError, KeyError, RuntimeError, NotImplementedError)
-    try:
-        if args.backend:
-            backend.use(args.backend)
-        from backend import caffe
-        expected += (getattr(caffe, 'CaffeError', OSError),)
-        report, deconvs = run(args)
-    except expected as exc:
-        if args.debug:
-            raise
-        message = str(exc) if not isinstance(exc, KeyError) or not exc.args else exc.args[0]
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+def _run(args):
+    if args.backend:
+        backend.use(args.backend)
+    report, deconvs = run(args)
     print(report.lines()[0] if args.quiet else report)
     print(f"interp: {len(deconvs)} Deconvolution layer(s) set to bilinear upsampling"
           + (f": {', '.join(deconvs)}" if deconvs else ''))
     print(f"wrote {args.out}")
-    return 0
+
+
+def main(argv=None):
+    """The command line (see the module docstring); returns the exit status: 0 when the weights
+    were written, 1 on bad input, 2 on a bad command line (a message on stderr, no traceback)."""
+    return cliutil.run(_run, _parser(), argv)
 
 
 if __name__ == '__main__':
