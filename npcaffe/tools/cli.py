@@ -1,30 +1,18 @@
 """What the tools' command lines share: the project's ``cliutil`` (argparse that reports
 ``error: ...``, exit statuses 0/1/2) and the parsing of shape options.
 
-``cliutil`` lives at the repository root beside the other command-line programs; it is
-imported when a command line runs, so that ``npcaffe.tools`` (and ``npcaffe.draw``) import
-without it.
+``cliutil`` is a top-level module of the project (installed with it); it is imported when a
+command line runs, so that ``npcaffe.tools`` (and ``npcaffe.draw``) import without it.
 """
 import importlib
-import sys
-from pathlib import Path
 
 from npcaffe.tools import netgraph
-
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ['cliutil', 'shape_option']
 
 
 def cliutil():
-    """The repository's cliutil module (found beside the npcaffe package when the working
-    directory is elsewhere)."""
-    try:
-        return importlib.import_module('cliutil')
-    except ModuleNotFoundError as exc:
-        if exc.name != 'cliutil' or not (_REPO_ROOT / 'cliutil.py').is_file():
-            raise
-    sys.path.append(str(_REPO_ROOT))
+    """The project's cliutil module."""
     return importlib.import_module('cliutil')
 
 
