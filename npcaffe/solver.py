@@ -660,6 +660,15 @@ class Solver:
         f = self._params[i].dtype.type
         return f(rate) * f(self._multipliers[i][0])
 
+    def _divide_by_root(self, i, h, tmp, rate):
+        """AdaGrad's and RMSProp's last step: diff = local_rate * diff / (sqrt(h) + delta),
+        with ``tmp`` as scratch (Caffe's order of float32 operations)."""
+        d = self._params[i].diff
+        np.sqrt(h, out=tmp)
+        tmp += d.dtype.type(self._param.delta)
+        np.divide(d, tmp, out=tmp)
+        np.multiply(tmp, self._local_rate(i, rate), out=d)
+
     def _compute_update_value(self, i, rate):
         raise NotImplementedError
 
@@ -873,15 +882,11 @@ class AdaGradSolver(Solver):
 
     def _compute_update_value(self, i, rate):
         blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
         tmp = self._temp(blob)
         d = blob.diff
         np.multiply(d, d, out=tmp)
         h += tmp
-        np.sqrt(h, out=tmp)
-        tmp += f(self._param.delta)
-        np.divide(d, tmp, out=tmp)
-        np.multiply(tmp, self._local_rate(i, rate), out=d)
+        self._divide_by_root(i, h, tmp, rate)
 
 
 @_register('RMSProp')
@@ -908,10 +913,7 @@ class RMSPropSolver(Solver):
         tmp *= f(1) - decay
         h *= decay
         h += tmp
-        np.sqrt(h, out=tmp)
-        tmp += f(self._param.delta)
-        np.divide(d, tmp, out=tmp)
-        np.multiply(tmp, self._local_rate(i, rate), out=d)
+        self._divide_by_root(i, h, tmp, rate)
 
 
 @_register('AdaDelta')

@@ -1,6 +1,7 @@
 """Shared test fixtures: the path to ../shared, and the repository root on sys.path."""
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,17 @@ def require_shared(*parts):
 def shared():
     """The shared/ folder as a Path (skip or fail as require_shared)."""
     return require_shared()
+
+
+def wait_for(predicate, proc, what, timeout=60):
+    """Poll ``predicate()`` until true; fail the test if the child ``proc`` exits first or
+    ``timeout`` seconds pass (killing it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"child exited ({proc.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)

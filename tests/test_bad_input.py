@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from npcaffe.errors import (ModelFileError, NetError, PrototxtError, SnapshotErr
                             TrainingDivergedError, UnknownLayerTypeError, WeightShapeError)
 from npcaffe.proto import caffe_pb2
 from npcaffe.solver import get_solver
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 SHAPE = (1, 3, 24, 32)          # N, C, H, W of every tiny image
 WIDTH = 1 / 64
@@ -499,16 +498,6 @@ def test_resume_from_a_truncated_solverstate_is_refused(tmp_path, capsys):
     assert_names(error_line(capsys), 'cut.solverstate', 'truncated')
 
 
-def wait_for(predicate, proc, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"child exited ({proc.returncode}) before {what}:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_sigint_snapshots_then_exits(tmp_path):

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from npcaffe.lr_policy import learning_rate
 from npcaffe.proto import caffe_pb2
 from npcaffe.solver import (SnapshotError, TrainingDivergedError, get_solver,
                             read_solver_param)
-from tests.conftest import ROOT, require_shared
+from tests.conftest import ROOT, require_shared, wait_for
 from tests.test_lr_policy import CASES as POLICY_CASES
 
 TOL = 2e-4          # golden/FORMAT.md, solver cases
@@ -751,16 +750,6 @@ def run_child(tmp_path, body, **popen):
                             **popen)
 
 
-def wait_for(path, proc, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"child exited early ({proc.returncode}):\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {path}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize('which', ['caffemodel', 'solverstate'])
@@ -792,7 +781,7 @@ def test_kill_during_a_snapshot_write_leaves_the_previous_snapshot(which, tmp_pa
     solver.solve()
     """)
     try:
-        wait_for(tmp_path / 'writing', proc)
+        wait_for((tmp_path / 'writing').exists, proc, 'the snapshot write')
         temps = [p.name for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
         assert temps and all(t.startswith(f'.snap_iter_2.{which}.') for t in temps)
         assert (tmp_path / temps[0]).stat().st_size > 0      # a half-written file on disk
@@ -837,7 +826,7 @@ def test_sigint_during_solve_snapshots_and_exits_cleanly(tmp_path):
     print('returned', solver.iter, solver.requested_early_exit, flush=True)
     """)
     try:
-        wait_for(tmp_path / 'ready', proc)
+        wait_for((tmp_path / 'ready').exists, proc, 'the child to be ready')
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
