@@ -16,7 +16,12 @@ EXPECTED = (ValueError, OSError, KeyError, LookupError, NotImplementedError, Run
 
 
 class UsageError(Exception):
-    """A command line that cannot be run as given (exit status 2)."""
+    """A command line that cannot be run as given (exit status 2). ``parser``: the
+    (sub-command's) parser whose usage line applies, when known."""
+
+    def __init__(self, message, parser=None):
+        super().__init__(message)
+        self.parser = parser
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -30,7 +35,15 @@ class ArgumentParser(argparse.ArgumentParser):
                           help='show the full traceback when something fails')
 
     def error(self, message):
-        raise UsageError(message)
+        raise UsageError(message, self)
+
+
+class SubcommandParser(argparse.ArgumentParser):
+    """The parser of a sub-command (``add_subparsers(parser_class=SubcommandParser)``): its
+    usage errors name it, so that its own usage line is printed."""
+
+    def error(self, message):
+        raise UsageError(message, self)
 
 
 def _message(exc):

@@ -20,7 +20,6 @@ per problem and then a summary of the classes present; exit 0 when no problems, 
 on usage errors. A palette FILE has one ``R G B`` line per index (blank lines and ``#`` comments
 are skipped; anything after the three numbers is ignored, e.g. a class name).
 """
-import argparse
 import dataclasses
 import logging
 import sys
@@ -33,7 +32,7 @@ import vis
 from fsutil import save_image
 
 __all__ = ['INDEX_MODES', 'LABEL_EXTENSIONS', 'IMAGE_EXTENSIONS', 'LabelError',
-           'UnknownColourError', 'UsageError', 'ArgumentParser', 'report_error',
+           'UnknownColourError',
            'read_index_label', 'load_palette', 'rgb_to_index', 'save_png_atomic',
            'convert_file', 'CheckReport', 'check_dataset', 'main']
 
@@ -60,32 +59,6 @@ class UnknownColourError(ValueError):
         more = f' and {len(colours) - 5} more' if len(colours) > 5 else ''
         super().__init__(f'{len(colours)} colours ({pixels} pixels) are not in the palette: '
                          f'{shown}{more}')
-
-
-class UsageError(cliutil.UsageError):
-    """A command line that cannot be run as given (exit status 2). ``parser``: the (sub)parser
-    whose usage line applies, when known."""
-
-    def __init__(self, message, parser=None):
-        super().__init__(message)
-        self.parser = parser
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` instead of exiting, so ``main`` returns 2 itself."""
-
-    def error(self, message):
-        raise UsageError(message, self)
-
-
-def report_error(parser, error):
-    """Print ``error: ...`` on stderr, after the usage line of the parser that raised ``error``
-    (a ``UsageError`` from argparse) or else of ``parser`` when given; return 2."""
-    parser = getattr(error, 'parser', None) or parser
-    if parser is not None:
-        parser.print_usage(sys.stderr)
-    print(f'error: {error}', file=sys.stderr)
-    return 2
 
 
 # --------------------------------------------------------------------------- reading and writing
@@ -366,24 +339,24 @@ def _collect_sources(sources):
         elif src.is_file():
             files.append(src)
         else:
-            raise UsageError(f'{src}: no such file or folder')
+            raise cliutil.UsageError(f'{src}: no such file or folder')
     if not files:
-        raise UsageError('no label images found in ' + ', '.join(str(s) for s in sources))
+        raise cliutil.UsageError('no label images found in ' + ', '.join(str(s) for s in sources))
     return files
 
 
 def _convert(args):
     palette = load_palette(args.palette)
     if args.unknown is not None and not 0 <= args.unknown <= 255:
-        raise UsageError(f'--unknown must lie in [0, 255], not {args.unknown}')
+        raise cliutil.UsageError(f'--unknown must lie in [0, 255], not {args.unknown}')
     files = _collect_sources(args.src)
     targets = {}
     for src in files:
         dst = args.out / (src.stem + '.png')
         if dst in targets:
-            raise UsageError(f'{targets[dst]} and {src} would both be written to {dst}')
+            raise cliutil.UsageError(f'{targets[dst]} and {src} would both be written to {dst}')
         if dst.resolve() == src.resolve():
-            raise UsageError(f'{src} would be overwritten; choose another --out')
+            raise cliutil.UsageError(f'{src} would be overwritten; choose another --out')
         targets[dst] = src
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -404,15 +377,15 @@ def _convert(args):
 def _check(args):
     for name in ('images', 'labels'):
         if not getattr(args, name).is_dir():
-            raise UsageError(f'--{name} {getattr(args, name)} is not a folder')
+            raise cliutil.UsageError(f'--{name} {getattr(args, name)} is not a folder')
     if args.split is not None and not args.split.is_file():
-        raise UsageError(f'--split {args.split} is not a file')
+        raise cliutil.UsageError(f'--split {args.split} is not a file')
     if args.classes < 1:
-        raise UsageError(f'--classes must be >= 1, not {args.classes}')
+        raise cliutil.UsageError(f'--classes must be >= 1, not {args.classes}')
     ignore = None if args.ignore < 0 else args.ignore
     report = check_dataset(args.images, args.labels, args.classes, ignore, args.split)
     if report.labels == 0 and not report.problems:
-        raise UsageError(f'no images in {args.images}')
+        raise cliutil.UsageError(f'no images in {args.images}')
     for line in report.problems:
         print(line)
     for line in report.summary():
@@ -425,7 +398,7 @@ def _parser():
                                     description='Convert RGB-coloured label images to index '
                                                 'PNGs; check a labelled segmentation dataset.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
-                                     parser_class=ArgumentParser)
+                                     parser_class=cliutil.SubcommandParser)
     convert = commands.add_parser(
         'convert', help='RGB-coloured labels -> P-mode index PNGs',
         description='Map every pixel colour of SRC label images to its palette index and write '
@@ -457,7 +430,7 @@ def _parser():
 def _run(args):
     try:
         return args.run(args)
-    except UsageError as e:
+    except cliutil.UsageError as e:
         e.parser = e.parser or args.parser  # the subcommand's usage line
         raise
 
