@@ -177,3 +177,12 @@ def test_readme_docker_commands_use_dispatched_verbs():
     builds = [line for block in readme_blocks() for line in block.splitlines()
               if line.startswith('docker build')]
     assert builds and all('-t fcn-npcaffe' in line for line in builds)
+
+
+def test_ci_runs_exactly_the_readmes_two_set_up_commands():
+    """.ci/run installs and tests with the README's own two commands, in that order."""
+    setup = [line.strip() for line in readme_blocks()[0].splitlines() if line.strip()]
+    assert len(setup) == 2 and 'pip install' in setup[0] and 'pytest' in setup[1]
+    ci = [line.strip() for line in (ROOT / '.ci' / 'run').read_text().splitlines()]
+    assert setup[0] in ci and setup[1] in ci
+    assert ci.index(setup[0]) < ci.index(setup[1]) == len(ci) - 1   # the tests come last
