@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 import npcaffe
+from npcaffe.arraymod import xp
 from npcaffe import formats, hdf5
 from npcaffe.errors import (CaffeError, ModelFileError, PrototxtError, SnapshotError,
                             TrainingDivergedError)
@@ -374,10 +375,10 @@ class Solver:
         """Zero history, one array per learnable parameter (two for AdaDelta and Adam)."""
         self.history = []
         for _ in range(self.history_per_param):
-            self.history += [np.zeros(b.shape, b.dtype) for b in self._params]
-        dtypes = {b.dtype for b in self._params} or {np.dtype(np.float32)}
+            self.history += [xp.zeros(b.shape, b.dtype) for b in self._params]
+        dtypes = {b.dtype for b in self._params} or {xp.dtype(xp.float32)}
         biggest = max((b.count for b in self._params), default=0)
-        self._scratch = {dt: [np.empty(biggest, dt) for _ in range(self.scratch_arrays)]
+        self._scratch = {dt: [xp.empty(biggest, dt) for _ in range(self.scratch_arrays)]
                          for dt in dtypes}
 
     def _temp(self, blob, k=0):
@@ -618,16 +619,16 @@ class Solver:
             blob.data[...] -= blob.diff
 
     def _clip_gradients(self):
-        clip = np.float32(self._param.clip_gradients)
+        clip = xp.float32(self._param.clip_gradients)
         if clip < 0:
             return
         sumsq = 0.0
         for blob in self._params:                  # Blob::sumsq_diff, a float dot product
             flat = blob.diff.reshape(-1)
-            sumsq += float(np.dot(flat, flat))
+            sumsq += float(xp.dot(flat, flat))
         norm = math.sqrt(sumsq)
         if norm > clip:
-            scale = np.float32(clip / norm)
+            scale = xp.float32(clip / norm)
             log.info("Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale "
                      "factor %s", _g(norm), _g(clip), _g(scale))
             for blob in self._params:
@@ -647,9 +648,9 @@ class Solver:
             return
         tmp = self._temp(blob)
         if self._param.regularization_type == 'L2':
-            np.multiply(blob.data, decay, out=tmp)
+            xp.multiply(blob.data, decay, out=tmp)
         elif self._param.regularization_type == 'L1':
-            np.sign(blob.data, out=tmp)
+            xp.sign(blob.data, out=tmp)
             tmp *= decay
         else:
             raise CaffeError(f"{self._where}: unknown regularization_type "
@@ -664,10 +665,10 @@ class Solver:
         """AdaGrad's and RMSProp's last step: diff = local_rate * diff / (sqrt(h) + delta),
         with ``tmp`` as scratch (Caffe's order of float32 operations)."""
         d = self._params[i].diff
-        np.sqrt(h, out=tmp)
+        xp.sqrt(h, out=tmp)
         tmp += d.dtype.type(self._param.delta)
-        np.divide(d, tmp, out=tmp)
-        np.multiply(tmp, self._local_rate(i, rate), out=d)
+        xp.divide(d, tmp, out=tmp)
+        xp.multiply(tmp, self._local_rate(i, rate), out=d)
 
     def _compute_update_value(self, i, rate):
         raise NotImplementedError
@@ -704,7 +705,7 @@ class Solver:
         :mod:`npcaffe.hdf5`). Returns the solver state's path."""
         p = self._param
         for blob, name in zip(self._params, self._param_names):
-            if not np.isfinite(blob.data).all():
+            if not xp.isfinite(blob.data).all():
                 message = (f"iteration {self.iter}: parameter {name} holds NaN or infinite "
                            f"values, so no snapshot is written (the last good one, "
                            f"{self._last_snapshot or 'none in this run'}, stays the newest); "
@@ -842,7 +843,7 @@ class SGDSolver(Solver):
         f = blob.dtype.type
         tmp = self._temp(blob)
         d = blob.diff
-        np.multiply(d, self._local_rate(i, rate), out=tmp)
+        xp.multiply(d, self._local_rate(i, rate), out=tmp)
         h *= f(self._param.momentum)
         h += tmp
         d[...] = h
@@ -862,11 +863,11 @@ class NesterovSolver(Solver):
         tmp, update = self._temp(blob, 0), self._temp(blob, 1)
         d = blob.diff
         update[...] = h                               # h before this step
-        np.multiply(d, self._local_rate(i, rate), out=tmp)
+        xp.multiply(d, self._local_rate(i, rate), out=tmp)
         h *= momentum
         h += tmp
         update *= -momentum
-        np.multiply(h, f(1) + momentum, out=tmp)
+        xp.multiply(h, f(1) + momentum, out=tmp)
         update += tmp
         d[...] = update
 
@@ -884,7 +885,7 @@ class AdaGradSolver(Solver):
         blob, h = self._params[i], self.history[i]
         tmp = self._temp(blob)
         d = blob.diff
-        np.multiply(d, d, out=tmp)
+        xp.multiply(d, d, out=tmp)
         h += tmp
         self._divide_by_root(i, h, tmp, rate)
 
@@ -909,7 +910,7 @@ class RMSPropSolver(Solver):
         decay = f(self._param.rms_decay)
         tmp = self._temp(blob)
         d = blob.diff
-        np.multiply(d, d, out=tmp)
+        xp.multiply(d, d, out=tmp)
         tmp *= f(1) - decay
         h *= decay
         h += tmp
@@ -933,16 +934,16 @@ class AdaDeltaSolver(Solver):
         delta = f(self._param.delta)
         update, temp = self._temp(blob, 0), self._temp(blob, 1)
         d = blob.diff
-        np.multiply(d, d, out=update)
+        xp.multiply(d, d, out=update)
         update *= f(1) - m
         g *= m
         g += update
-        np.add(u, delta, out=update)
-        np.add(g, delta, out=temp)
-        np.divide(update, temp, out=update)
-        np.sqrt(update, out=update)
+        xp.add(u, delta, out=update)
+        xp.add(g, delta, out=temp)
+        xp.divide(update, temp, out=update)
+        xp.sqrt(update, out=update)
         d *= update
-        np.multiply(d, d, out=update)
+        xp.multiply(d, d, out=update)
         update *= f(1) - m
         u *= m
         u += update
@@ -966,14 +967,14 @@ class AdamSolver(Solver):
         correction = f(math.sqrt(1.0 - float(b2) ** t) / (1.0 - float(b1) ** t))
         tmp = self._temp(blob)
         d = blob.diff
-        np.multiply(d, f(1) - b1, out=tmp)
+        xp.multiply(d, f(1) - b1, out=tmp)
         m *= b1
         m += tmp
-        np.multiply(d, d, out=tmp)
+        xp.multiply(d, d, out=tmp)
         tmp *= f(1) - b2
         v *= b2
         v += tmp
-        np.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)
         tmp += f(self._param.delta)
-        np.divide(m, tmp, out=tmp)
-        np.multiply(tmp, self._local_rate(i, rate) * correction, out=d)
+        xp.divide(m, tmp, out=tmp)
+        xp.multiply(tmp, self._local_rate(i, rate) * correction, out=d)
