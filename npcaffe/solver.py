@@ -53,8 +53,8 @@ from pathlib import Path
 import numpy as np
 
 import npcaffe
-from npcaffe.arraymod import xp
 from npcaffe import formats, hdf5
+from npcaffe.arraymod import xp
 from npcaffe.errors import (CaffeError, ModelFileError, PrototxtError, SnapshotError,
                             TrainingDivergedError)
 from npcaffe.layers.base import TEST, TRAIN
