@@ -328,16 +328,27 @@ class EltwiseLayer(Layer):
         return xp.where(self.argmax == i, dy, 0).astype(dy.dtype)
 
 
-@register("Flatten")
-class FlattenLayer(Layer):
-    """Merges axes [axis, end_axis] (flatten_param.axis 1, end_axis -1) into one; the top is a
-    view of the bottom (data and diff). No in-place use (as Caffe)."""
+class _ViewLayer(Layer):
+    """A layer whose top is a view of its bottom (data and diff), reshaped by ``reshape``."""
 
     exact_bottoms = 1
     exact_tops = 1
 
     def setup(self, bottom, top):
         _no_in_place(self, bottom, top)
+
+    def forward(self, bottom, top):
+        top[0].share_data(bottom[0])
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            _copy_diff_unless_shared(top[0], bottom[0])
+
+
+@register("Flatten")
+class FlattenLayer(_ViewLayer):
+    """Merges axes [axis, end_axis] (flatten_param.axis 1, end_axis -1) into one; the top is a
+    view of the bottom (data and diff). No in-place use (as Caffe)."""
 
     def reshape(self, bottom, top):
         p = self.layer_param.flatten_param
@@ -350,16 +361,10 @@ class FlattenLayer(Layer):
         top[0].reshape(b.shape[:start] + (b.count_range(start, end + 1),) + b.shape[end + 1:])
         _share(top[0], b)
 
-    def forward(self, bottom, top):
-        top[0].share_data(bottom[0])
-
-    def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            _copy_diff_unless_shared(top[0], bottom[0])
 
 
 @register("Reshape")
-class ReshapeLayer(Layer):
+class ReshapeLayer(_ViewLayer):
     """Gives the bottom a new shape without copying; the top is a view (data and diff).
 
     reshape_param.shape replaces axes [axis, axis + num_axes) of the bottom (axis 0; num_axes
@@ -369,11 +374,8 @@ class ReshapeLayer(Layer):
     (2, 30, 2). No in-place use (as Caffe).
     """
 
-    exact_bottoms = 1
-    exact_tops = 1
-
     def setup(self, bottom, top):
-        _no_in_place(self, bottom, top)
+        super().setup(bottom, top)
         dims = [int(d) for d in self.layer_param.reshape_param.shape.dim]
         if dims.count(-1) > 1:
             raise NetError(f"layer {self.name!r}: reshape_param.shape {dims} has more than one "
@@ -429,12 +431,6 @@ class ReshapeLayer(Layer):
         top[0].reshape(shape)
         _share(top[0], b)
 
-    def forward(self, bottom, top):
-        top[0].share_data(bottom[0])
-
-    def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            _copy_diff_unless_shared(top[0], bottom[0])
 
 
 @register("Silence")
