@@ -7,8 +7,7 @@ import pytest
 from npcaffe.blob import Blob
 from npcaffe.errors import NetError, NotSupportedError
 from tests.gradcheck import check_layer_gradient
-from tests.golden import run_case_directly
-from tests.layers.util import backward, make_layer, run
+from tests.layers.util import backward, golden_tests, make_layer, run
 
 RNG = np.random.default_rng(99)
 
@@ -17,15 +16,7 @@ GOLDEN = ['crop_axis1_offsets', 'crop_axis2_off3', 'eltwise_max', 'eltwise_prod'
           'argmax_axis1']
 
 
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_direct(case):
-    run_case_directly(case)
-
-
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_net(case):
-    from tests.golden import run_golden_case
-    run_golden_case(case)
+test_golden_direct, test_golden_net = golden_tests(GOLDEN)
 
 
 def arange(*shape):

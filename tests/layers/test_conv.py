@@ -10,8 +10,7 @@ from npcaffe.errors import NetError, NotSupportedError, WeightShapeError
 from npcaffe.layers import conv
 from npcaffe.layers.base import TRAIN
 from tests.gradcheck import check_layer_gradient
-from tests.golden import run_case_directly
-from tests.layers.util import backward, make_layer, run
+from tests.layers.util import backward, golden_tests, make_layer, run
 
 GOLDEN = ['conv_k1', 'conv_k3_p1', 'conv_k5_s2_p2_g2', 'conv_dil2_nobias',
           'deconv_k3_s2_p1_bias', 'deconv_k4_s2']
@@ -335,16 +334,7 @@ def test_in_place_refused():
         layer.reshape([b], [b])
 
 
-# -- golden cases (BVLC Caffe) -------------------------------------------------------------------
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_direct(case):
-    run_case_directly(case)
-
-
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_net(case):
-    from tests.golden import run_golden_case
-    run_golden_case(case)
+test_golden_direct, test_golden_net = golden_tests(GOLDEN)
 
 
 # -- the faster paths (Winograd, flipped conv^T, weight-gradient orientation, threads) ----------

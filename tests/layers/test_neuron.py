@@ -12,9 +12,8 @@ from npcaffe.errors import NetError, NotSupportedError
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.neuron import DropoutLayer
 from npcaffe.proto import caffe_pb2
-from tests.golden import run_case_directly
 from tests.gradcheck import check_layer_gradient, make_blobs
-from tests.layers.util import backward, make_layer, run
+from tests.layers.util import backward, golden_tests, make_layer, run
 
 
 def away_from(x, points, margin=0.05):
@@ -31,15 +30,7 @@ def away_from(x, points, margin=0.05):
 GOLDEN = ['relu_leaky', 'elu', 'sigmoid', 'tanh', 'absval', 'power', 'prelu', 'prelu_shared']
 
 
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_direct(case):
-    run_case_directly(case)
-
-
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_net(case):
-    from tests.golden import run_golden_case
-    run_golden_case(case)
+test_golden_direct, test_golden_net = golden_tests(GOLDEN)
 
 
 # -- the pointwise layers: formulas, gradients, in place -----------------------------------------

@@ -8,8 +8,7 @@ from npcaffe.errors import NetError, NotSupportedError
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.pool import pooled_size
 from tests.gradcheck import check_layer_gradient
-from tests.golden import run_case_directly
-from tests.layers.util import backward, make_layer, run
+from tests.layers.util import backward, golden_tests, make_layer, run
 
 GOLDEN = ['pool_ave_k3_s2_p1', 'pool_global_ave', 'pool_max_k2_s2_odd', 'pool_max_k3_s2_p1']
 
@@ -313,13 +312,4 @@ def test_too_small_input_names_the_layer():
         run(layer, [np.zeros((1, 1, 2, 2))])
 
 
-# -- golden cases (BVLC Caffe) -------------------------------------------------------------------
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_direct(case):
-    run_case_directly(case)
-
-
-@pytest.mark.parametrize('case', GOLDEN)
-def test_golden_net(case):
-    from tests.golden import run_golden_case
-    run_golden_case(case)
+test_golden_direct, test_golden_net = golden_tests(GOLDEN)

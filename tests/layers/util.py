@@ -1,6 +1,7 @@
 """Helpers for the layer tests: build one layer from LayerParameter text, run it on arrays,
-run its backward."""
+run its backward; the two golden tests every layer family has."""
 import numpy as np
+import pytest
 from google.protobuf import text_format
 
 from npcaffe.blob import Blob
@@ -45,3 +46,19 @@ def backward(layer, bottom, top, top_diffs, propagate=None):
         layer.param_propagate_down = [True] * len(layer.blobs)
     layer.backward(top, propagate, bottom)
     return [b.diff.copy() for b in bottom]
+
+
+def golden_tests(cases):
+    """(test_golden_direct, test_golden_net) for a module's golden case names: each case run
+    on the layers alone (no Net) and through a Net, both against BVLC Caffe's results."""
+    from tests.golden import run_case_directly, run_golden_case
+
+    @pytest.mark.parametrize('case', cases)
+    def test_golden_direct(case):
+        run_case_directly(case)
+
+    @pytest.mark.parametrize('case', cases)
+    def test_golden_net(case):
+        run_golden_case(case)
+
+    return test_golden_direct, test_golden_net
