@@ -61,6 +61,7 @@ from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.lr_policy import check_policy, learning_rate
 from npcaffe.net import Net
 from npcaffe.proto import caffe_pb2
+from npcaffe.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -68,25 +69,18 @@ _SP = caffe_pb2.SolverParameter
 #: the deprecated solver_type enum -> type name (Caffe's UpgradeSolverType)
 _LEGACY_TYPES = {_SP.SGD: 'SGD', _SP.NESTEROV: 'Nesterov', _SP.ADAGRAD: 'AdaGrad',
                  _SP.RMSPROP: 'RMSProp', _SP.ADADELTA: 'AdaDelta', _SP.ADAM: 'Adam'}
-_REGISTRY = {}
+_SOLVERS = Registry('solver type')
 
 # requested actions (Caffe's SolverAction)
 _NONE, _SNAPSHOT, _STOP = None, 'snapshot', 'stop'
 
 
-def _register(name):
-    def wrap(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"solver type {name!r} is registered twice")
-        cls.type = name
-        _REGISTRY[name] = cls
-        return cls
-    return wrap
+_register = _SOLVERS.register
 
 
 def solver_type_list():
     """Names of the solver types ``get_solver`` knows (SolverParameter.type)."""
-    return sorted(_REGISTRY)
+    return _SOLVERS.names()
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,10 +121,9 @@ def get_solver(solver_file):
         param = upgrade_solver_param(_copy(solver_file))
     else:
         param = read_solver_param(solver_file)
-    cls = _REGISTRY.get(param.type)
+    cls = _SOLVERS.get(param.type)
     if cls is None:
-        raise CaffeError(f"{_where(solver_file)}: unknown solver type {param.type!r} "
-                         f"(known types: {', '.join(solver_type_list())})")
+        raise CaffeError(f"{_where(solver_file)}: {_SOLVERS.unknown(param.type)}")
     return cls(solver_file)
 
 

@@ -3,49 +3,33 @@
 ``@register("Convolution")`` on a Layer subclass adds it; registering a name twice is an error;
 asking for an unknown name raises UnknownLayerTypeError listing close and known names.
 """
-import difflib
 import importlib
 
 from npcaffe.errors import CaffeError, NetError, UnknownLayerTypeError, prefix_message
 from npcaffe.layers.base import Layer, TEST, TRAIN  # noqa: F401
+from npcaffe.registry import Registry
 
-_REGISTRY = {}
-
-
-def register(type_name):
-    """Class decorator: register a Layer subclass under Caffe's ``type_name``."""
-    def wrap(cls):
-        if type_name in _REGISTRY:
-            raise ValueError(f"layer type {type_name!r} is registered twice "
-                             f"({_REGISTRY[type_name].__module__} and {cls.__module__})")
-        if not (isinstance(cls, type) and issubclass(cls, Layer)):
-            raise TypeError(f"{cls!r} registered as {type_name!r} is not a Layer subclass")
-        cls.type = type_name
-        _REGISTRY[type_name] = cls
-        return cls
-    return wrap
+_LAYERS = Registry('layer type', Layer)
+#: Class decorator: ``@register("ReLU")`` registers a Layer subclass under Caffe's type name.
+register = _LAYERS.register
 
 
 def layer_type_list():
     """Sorted names of every registered layer type."""
-    return sorted(_REGISTRY)
+    return _LAYERS.names()
 
 
 def layer_class(type_name, layer_name=None):
     """The class registered for ``type_name``; UnknownLayerTypeError if there is none."""
-    try:
-        return _REGISTRY[type_name]
-    except KeyError:
-        # case-insensitive first ('relu' -> 'ReLU'), then by spelling
-        close = [t for t in _REGISTRY if t.lower() == type_name.lower()]
-        close += [t for t in difflib.get_close_matches(type_name, _REGISTRY, n=3, cutoff=0.6)
-                  if t not in close]
-        close = close[:3]
+    cls = _LAYERS.get(type_name)
+    if cls is None:
+        close = _LAYERS.suggestions(type_name)
         where = f" (layer {layer_name!r})" if layer_name else ''
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
         raise UnknownLayerTypeError(
             f"unknown layer type {type_name!r}{where}.{hint} "
-            f"Known types: {', '.join(layer_type_list())}") from None
+            f"Known types: {', '.join(layer_type_list())}")
+    return cls
 
 
 def create_layer(layer_param, phase=TEST):
