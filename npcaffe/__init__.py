@@ -19,8 +19,8 @@ from npcaffe.net import Net
 from npcaffe.proto import caffe_pb2
 # pycaffe's generator API; ``npcaffe.layers`` is NetSpec's layer factory, as ``caffe.layers``
 # (the engine's layer package stays importable as ``npcaffe.layers.<family>``).
-from npcaffe import coord_map, net_spec  # noqa: E402
-from npcaffe.net_spec import NetSpec, layers, params, to_proto  # noqa: E402
+from npcaffe import coord_map, net_spec
+from npcaffe.net_spec import NetSpec, layers, params, to_proto
 
 __version__ = '1.0.0'
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
@@ -74,8 +74,8 @@ def __getattr__(attr):
 
 
 __all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'Net',
-           'NetError', 'NetSpec', 'io',
-           'coord_map', 'layers', 'net_spec', 'params', 'to_proto',
-           'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TrainingDivergedError', 'TEST', 'TRAIN', 'UnknownLayerTypeError',
-           'WeightShapeError', 'caffe_pb2', 'has_nccl', 'layer_type_list', 'set_device',
-           'set_mode_cpu', 'set_mode_gpu', 'set_random_seed']
+           'NetError', 'NetSpec', 'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TEST',
+           'TRAIN', 'TrainingDivergedError', 'UnknownLayerTypeError', 'WeightShapeError',
+           'caffe_pb2', 'coord_map', 'get_solver', 'has_nccl', 'io', 'layer_type_list', 'layers',
+           'net_spec', 'params', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
+           'set_random_seed', 'solver_type_list', 'to_proto']
