@@ -23,7 +23,7 @@ learns it quickly. Example::
     demo.run('runs/demo', max_iter=200)                             # the whole job, shorter
 
 The defaults (``DEFAULTS``) were chosen by measurement on a 2-core machine: 2000 Adam
-iterations at width 1/8 take about 4 minutes and reach a val mean IU near 0.78 (0.77 to 0.80
+iterations at width 1/8 take about 4 minutes and reach a val mean IU near 0.78 (0.75 to 0.80
 over seeds 0, 1, 2); width 1/16 reaches only 0.75 in 4000 iterations (the same time), and with
 48 train images instead of 300 the net overfits (0.54). BLAS runs single-threaded during the
 demo (``npcaffe.parallel.one_blas_thread``): its matrices are small.
