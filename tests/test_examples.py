@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 import npcaffe as caffe
 from tests.conftest import ROOT, require_shared
-from tests.test_pycaffe_api import write
+from tests.npcaffe.test_pycaffe_api import write
 
 SCRIPT = ROOT / 'examples' / 'classify.py'
 

@@ -67,6 +67,6 @@ def _python_layer(layer_param, phase):
 
 
 # The built-in families register themselves on import.
-for _family in ('data', 'conv', 'pool', 'inner_product', 'neuron', 'common', 'softmax', 'loss',
-                'normalization', 'memory_data'):
+for _family in ('data.input', 'data.memory', 'conv', 'pool', 'inner_product', 'neuron',
+                'routing', 'eltwise', 'reshape', 'reduction', 'softmax', 'loss', 'normalization'):
     importlib.import_module(f'npcaffe.layers.{_family}')

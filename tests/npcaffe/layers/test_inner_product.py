@@ -7,7 +7,7 @@ from npcaffe import filler
 from npcaffe.errors import NetError, WeightShapeError
 from tests.gradcheck import check_layer_gradient
 from tests.golden import run_case_directly
-from tests.layers.util import backward, make_layer, run
+from tests.npcaffe.layers.util import backward, make_layer, run
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 }'
 

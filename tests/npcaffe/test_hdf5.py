@@ -9,7 +9,7 @@ from google.protobuf import text_format
 import npcaffe as caffe
 from npcaffe.errors import CaffeError, ModelFileError, WeightShapeError
 from npcaffe.proto import caffe_pb2
-from tests.test_pycaffe_api import simple_net_text, write
+from tests.npcaffe.test_pycaffe_api import simple_net_text, write
 
 SHARED_NET = """name: 'shared'
 layer { name: 'data' type: 'Input' top: 'data' input_param { shape { dim: 2 dim: 3 } } }

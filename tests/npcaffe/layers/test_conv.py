@@ -10,7 +10,7 @@ from npcaffe.errors import NetError, NotSupportedError, WeightShapeError
 from npcaffe.layers import conv
 from npcaffe.layers.base import TRAIN
 from tests.gradcheck import check_layer_gradient
-from tests.layers.util import backward, golden_tests, make_layer, run
+from tests.npcaffe.layers.util import backward, golden_tests, make_layer, run
 
 GOLDEN = ['conv_k1', 'conv_k3_p1', 'conv_k5_s2_p2_g2', 'conv_dil2_nobias',
           'deconv_k3_s2_p1_bias', 'deconv_k4_s2']

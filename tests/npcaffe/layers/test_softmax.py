@@ -12,7 +12,7 @@ import pytest
 from npcaffe.errors import NetError
 from tests.golden import run_golden_case as run_golden
 from tests.gradcheck import check_layer_gradient
-from tests.layers.util import backward, make_layer, run
+from tests.npcaffe.layers.util import backward, make_layer, run
 
 
 

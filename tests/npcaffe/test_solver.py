@@ -21,7 +21,7 @@ from npcaffe.proto import caffe_pb2
 from npcaffe.solver import (SnapshotError, TrainingDivergedError, get_solver,
                             read_solver_param)
 from tests.conftest import ROOT, require_shared, wait_for
-from tests.test_lr_policy import CASES as POLICY_CASES
+from tests.npcaffe.test_lr_policy import CASES as POLICY_CASES
 
 TOL = 2e-4          # golden/FORMAT.md, solver cases
 GOLDEN = ['solver_small_sgd', 'solver_small_nesterov_inv', 'solver_small_step_itersize',

@@ -11,7 +11,7 @@ from npcaffe.errors import NetError
 from npcaffe.layers.base import TEST, TRAIN
 from tests.gradcheck import check_layer_gradient
 from tests.golden import run_golden_case as run_golden
-from tests.layers.util import backward, make_layer, run
+from tests.npcaffe.layers.util import backward, make_layer, run
 
 
 def rng(seed):

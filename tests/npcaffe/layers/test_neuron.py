@@ -13,7 +13,7 @@ from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.neuron import DropoutLayer
 from npcaffe.proto import caffe_pb2
 from tests.gradcheck import check_layer_gradient, make_blobs
-from tests.layers.util import backward, golden_tests, make_layer, run
+from tests.npcaffe.layers.util import backward, golden_tests, make_layer, run
 
 
 def away_from(x, points, margin=0.05):

@@ -13,7 +13,7 @@ import npcaffe as caffe
 from npcaffe.errors import NetError
 
 
-# -- Python layers used by the nets below (module "tests.test_pycaffe_api") ------------------
+# -- Python layers used by the nets below (module "tests.npcaffe.test_pycaffe_api") ------------------
 class ExceptionLayer(caffe.Layer):
     """pycaffe's test layer whose setup raises."""
 
@@ -87,7 +87,7 @@ def python_layer(name, cls, bottom=(), top=('top',), param_str=''):
     bottoms = ''.join(f" bottom: '{b}'" for b in bottom)
     tops = ''.join(f" top: '{t}'" for t in top)
     return (f"layer {{ type: 'Python' name: '{name}'{bottoms}{tops} python_param {{ "
-            f"module: 'tests.test_pycaffe_api' layer: '{cls}' param_str: '{param_str}' }} }}\n")
+            f"module: 'tests.npcaffe.test_pycaffe_api' layer: '{cls}' param_str: '{param_str}' }} }}\n")
 
 
 def simple_net_text(num_output=13):
@@ -306,7 +306,7 @@ def test_python_layer_setup_exception_surfaces_naming_the_layer(tmp_path, cls, b
         caffe.Net(path, caffe.TEST)
     assert type(info.value).__name__ == base.__name__           # the layer's own exception
     message = str(info.value)
-    for word in ["'culprit'", f'tests.test_pycaffe_api.{cls}', 'setup'] + words:
+    for word in ["'culprit'", f'tests.npcaffe.test_pycaffe_api.{cls}', 'setup'] + words:
         assert word in message, (word, message)
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 import npcaffe as caffe
 from npcaffe.errors import NotSupportedError
-from tests.test_pycaffe_api import write
+from tests.npcaffe.test_pycaffe_api import write
 
 DEPLOY = """name: 'tiny'
 layer { name: 'data' type: 'Input' top: 'data'

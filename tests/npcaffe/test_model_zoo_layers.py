@@ -15,7 +15,7 @@ import pytest
 import npcaffe
 from npcaffe.errors import NetError
 from tests.gradcheck import check_layer_gradient
-from tests.layers.util import make_layer, run
+from tests.npcaffe.layers.util import make_layer, run
 
 
 def _net(tmp_path, text, phase=npcaffe.TRAIN):

@@ -8,7 +8,7 @@ import npcaffe
 from npcaffe.errors import NetError, PrototxtError, UnknownLayerTypeError, WeightShapeError
 
 
-# -- Python layers used by the nets below (module "tests.test_net") ---------------------------
+# -- Python layers used by the nets below (module "tests.npcaffe.test_net") ---------------------------
 class ScaleByParamLayer(npcaffe.Layer):
     """top = bottom * factor, factor from param_str; backward multiplies the diff."""
 
@@ -66,7 +66,7 @@ def py(name, layer, bottom, top, extra=''):
     bottoms = ''.join(f' bottom: "{b}"' for b in bottom)
     tops = ''.join(f' top: "{t}"' for t in top)
     return (f'layer {{ name: "{name}" type: "Python"{bottoms}{tops} {extra} '
-            f'python_param {{ module: "tests.test_net" layer: "{layer}" '
+            f'python_param {{ module: "tests.npcaffe.test_net" layer: "{layer}" '
             f'param_str: "{extra and "" or "2"}" }} }}\n')
 
 

@@ -8,7 +8,7 @@ from npcaffe.errors import NetError, NotSupportedError
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.layers.pool import pooled_size
 from tests.gradcheck import check_layer_gradient
-from tests.layers.util import backward, golden_tests, make_layer, run
+from tests.npcaffe.layers.util import backward, golden_tests, make_layer, run
 
 GOLDEN = ['pool_ave_k3_s2_p1', 'pool_global_ave', 'pool_max_k2_s2_odd', 'pool_max_k3_s2_p1']
 

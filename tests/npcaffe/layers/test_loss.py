@@ -8,7 +8,7 @@ from npcaffe.layers.loss import get_normalizer, normalization_mode
 from npcaffe.proto import caffe_pb2
 from tests.gradcheck import check_layer_gradient
 from tests.golden import run_golden_case as run_golden
-from tests.layers.util import backward, make_layer, run
+from tests.npcaffe.layers.util import backward, make_layer, run
 
 Mode = caffe_pb2.LossParameter
 
