@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 import backend
-import cliutil
+from npcaffe.cli import runner
 import vis
 from fsutil import atomic_write, save_image
 from labeltools import save_png_atomic
@@ -192,7 +192,7 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
 
 # ------------------------------------------------------------------------------------------
 def build_parser():
-    parser = cliutil.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog='python infer.py',
         description="Segment images with a trained FCN into label PNGs (class indices, VOC "
                     "palette) the size of each input.",
@@ -224,14 +224,14 @@ def run(args):
     paths = collect_images(args.inputs)
     args.out.mkdir(parents=True, exist_ok=True)
     seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean))
-    for path in cliutil.progress(paths, label='segmenting'):
+    for path in runner.progress(paths, label='segmenting'):
         segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores)
         log.info("%s -> %s", path, args.out / f"{Path(path).stem}.png")
     print(f"segmented {len(paths)} image(s) into {args.out}")
 
 
 def main(argv=None):
-    return cliutil.run(run, build_parser(), argv)
+    return runner.run(run, build_parser(), argv)
 
 
 if __name__ == '__main__':

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-import cliutil
+from npcaffe.cli import runner
 import vis
 from fsutil import save_image
 
@@ -339,24 +339,24 @@ def _collect_sources(sources):
         elif src.is_file():
             files.append(src)
         else:
-            raise cliutil.UsageError(f'{src}: no such file or folder')
+            raise runner.UsageError(f'{src}: no such file or folder')
     if not files:
-        raise cliutil.UsageError('no label images found in ' + ', '.join(str(s) for s in sources))
+        raise runner.UsageError('no label images found in ' + ', '.join(str(s) for s in sources))
     return files
 
 
 def _convert(args):
     palette = load_palette(args.palette)
     if args.unknown is not None and not 0 <= args.unknown <= 255:
-        raise cliutil.UsageError(f'--unknown must lie in [0, 255], not {args.unknown}')
+        raise runner.UsageError(f'--unknown must lie in [0, 255], not {args.unknown}')
     files = _collect_sources(args.src)
     targets = {}
     for src in files:
         dst = args.out / (src.stem + '.png')
         if dst in targets:
-            raise cliutil.UsageError(f'{targets[dst]} and {src} would both be written to {dst}')
+            raise runner.UsageError(f'{targets[dst]} and {src} would both be written to {dst}')
         if dst.resolve() == src.resolve():
-            raise cliutil.UsageError(f'{src} would be overwritten; choose another --out')
+            raise runner.UsageError(f'{src} would be overwritten; choose another --out')
         targets[dst] = src
     args.out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -377,15 +377,15 @@ def _convert(args):
 def _check(args):
     for name in ('images', 'labels'):
         if not getattr(args, name).is_dir():
-            raise cliutil.UsageError(f'--{name} {getattr(args, name)} is not a folder')
+            raise runner.UsageError(f'--{name} {getattr(args, name)} is not a folder')
     if args.split is not None and not args.split.is_file():
-        raise cliutil.UsageError(f'--split {args.split} is not a file')
+        raise runner.UsageError(f'--split {args.split} is not a file')
     if args.classes < 1:
-        raise cliutil.UsageError(f'--classes must be >= 1, not {args.classes}')
+        raise runner.UsageError(f'--classes must be >= 1, not {args.classes}')
     ignore = None if args.ignore < 0 else args.ignore
     report = check_dataset(args.images, args.labels, args.classes, ignore, args.split)
     if report.labels == 0 and not report.problems:
-        raise cliutil.UsageError(f'no images in {args.images}')
+        raise runner.UsageError(f'no images in {args.images}')
     for line in report.problems:
         print(line)
     for line in report.summary():
@@ -394,11 +394,11 @@ def _check(args):
 
 
 def _parser():
-    parser = cliutil.ArgumentParser(prog='labeltools.py',
+    parser = runner.ArgumentParser(prog='labeltools.py',
                                     description='Convert RGB-coloured label images to index '
                                                 'PNGs; check a labelled segmentation dataset.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
-                                     parser_class=cliutil.SubcommandParser)
+                                     parser_class=runner.SubcommandParser)
     convert = commands.add_parser(
         'convert', help='RGB-coloured labels -> P-mode index PNGs',
         description='Map every pixel colour of SRC label images to its palette index and write '
@@ -430,7 +430,7 @@ def _parser():
 def _run(args):
     try:
         return args.run(args)
-    except cliutil.UsageError as e:
+    except runner.UsageError as e:
         e.parser = e.parser or args.parser  # the subcommand's usage line
         raise
 
@@ -438,7 +438,7 @@ def _run(args):
 def main(argv=None):
     """Run ``convert`` or ``check`` (see the module docstring); return the exit status
     (``error: ...`` on stderr for a failure; ``--debug`` shows the traceback)."""
-    return cliutil.run(_run, _parser(), argv)
+    return runner.run(_run, _parser(), argv)
 
 
 if __name__ == '__main__':

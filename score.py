@@ -311,8 +311,8 @@ def main(argv=None):
     Returns 0 after printing the table (or JSON), 2 on any error (``error: ...`` on stderr;
     ``--debug`` shows the traceback).
     """
-    import cliutil
-    parser = cliutil.ArgumentParser(
+    from npcaffe.cli import runner
+    parser = runner.ArgumentParser(
         prog='score.py',
         description='Score predicted label PNGs against ground-truth label PNGs '
                     '(matched by file stem): pixel accuracy, mean accuracy, mean IU, '
@@ -323,7 +323,7 @@ def main(argv=None):
     parser.add_argument('--ignore', type=int, default=255,
                         help='ground-truth value that is not scored (default 255; -1: none)')
     parser.add_argument('--json', action='store_true', help='print the metrics as JSON')
-    return cliutil.run(_run, parser, argv)
+    return runner.run(_run, parser, argv)
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import numpy as np
 from google.protobuf import text_format
 
 import backend
-import cliutil
+from npcaffe.cli import runner
 import score as scoring
 import surgery
 from fsutil import atomic_write
@@ -312,7 +312,7 @@ class Training:
 
 # ------------------------------------------------------------------------------------------
 def build_parser():
-    parser = cliutil.ArgumentParser(
+    parser = runner.ArgumentParser(
         prog='python solve.py',
         description="Train an FCN with Caffe's solvers, scoring segmentations as it goes.",
         epilog=__doc__.split('\n\n', 1)[1].replace('``', '') + "\nexamples:\n"
@@ -348,9 +348,9 @@ def run(args):
         import demo
         return demo.run(args.out or Path('runs/demo'), seed=args.seed, max_iter=args.max_iter)
     if not args.solver:
-        raise cliutil.UsageError("--solver is required (or --demo)")
+        raise runner.UsageError("--solver is required (or --demo)")
     if args.weights and args.resume:
-        raise cliutil.UsageError("give --weights or --resume, not both (a solverstate "
+        raise runner.UsageError("give --weights or --resume, not both (a solverstate "
                                  "carries its weights)")
     out = args.out or Path('runs') / Path(args.solver).resolve().parent.name
     training = Training(args.solver, out, weights=args.weights, resume=args.resume,
@@ -365,7 +365,7 @@ def run(args):
 
 
 def main(argv=None):
-    return cliutil.run(run, build_parser(), argv)
+    return runner.run(run, build_parser(), argv)
 
 
 if __name__ == '__main__':

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import backend
-import cliutil
+from npcaffe.cli import runner
 from fsutil import atomic_path
 
 __all__ = ['SurgeryError', 'ParamTransfer', 'TransplantReport', 'transplant',
@@ -414,7 +414,7 @@ def _data_shape(text):
 
 
 def _parser():
-    p = cliutil.ArgumentParser(
+    p = runner.ArgumentParser(
         prog='surgery.py',
         description='Turn a classifier (deploy prototxt + caffemodel, V1 or V2 format) into the '
                     'initial weights of an FCN net: every parameter of a same-named layer is '
@@ -492,7 +492,7 @@ def _run(args):
 def main(argv=None):
     """The command line (see the module docstring); returns the exit status: 0 when the weights
     were written, 1 on bad input, 2 on a bad command line (a message on stderr, no traceback)."""
-    return cliutil.run(_run, _parser(), argv)
+    return runner.run(_run, _parser(), argv)
 
 
 if __name__ == '__main__':

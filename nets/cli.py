@@ -2,7 +2,7 @@
 import argparse
 import logging
 
-import cliutil
+from npcaffe.cli import runner
 
 from .fcn import DEPLOY_SHAPE, IGNORE_LABEL, VARIANTS, data_sources, generate
 
@@ -56,7 +56,7 @@ def build_parser():
     """The argument parser of ``python -m nets``."""
     width = max(len(name) for name in VARIANTS)
     variants = '\n'.join(f"  {name:<{width}}  {v.summary}" for name, v in VARIANTS.items())
-    parser = cliutil.ArgumentParser(prog='python -m nets',
+    parser = runner.ArgumentParser(prog='python -m nets',
                                     description=_DESCRIPTION.format(variants=variants),
                                     epilog=_EPILOG)
     parser.add_argument('variant', metavar='VARIANT', help=', '.join(VARIANTS))
@@ -84,7 +84,7 @@ def build_parser():
 
 def _run(args):
     if args.variant not in VARIANTS:
-        raise cliutil.UsageError(f"unknown variant {args.variant!r}; choose one of "
+        raise runner.UsageError(f"unknown variant {args.variant!r}; choose one of "
                                  f"{', '.join(VARIANTS)}")
     data = data_sources(voc_dir=args.voc_dir, sbd_dir=args.sbd_dir,
                         folder_dir=args.folder_dir, num_classes=args.classes,
@@ -102,4 +102,4 @@ def main(argv=None):
     """Run the generator with ``argv`` (default sys.argv[1:]); returns the exit status:
     0 on success, 2 on bad arguments or a failure (a one-line ``error: ...`` on stderr, no
     traceback; ``--debug`` shows it)."""
-    return cliutil.run(_run, build_parser(), argv)
+    return runner.run(_run, build_parser(), argv)

@@ -15,7 +15,7 @@ Modules, one concern each:
 ``layout``      a layered layout of a directed acyclic graph (nodes with sizes -> positions)
 ``render``      a scene of boxes, ellipses, curves and text -> SVG text or PNG (Pillow)
 ``draw``        the picture of a net (labels, colours, in-place layers) and its command line
-``cli``         what the two command lines share (the repository's cliutil, shape options)
+``cli``         shape options of the two command lines (the rest is npcaffe.cli.runner)
 ==============  ============================================================================
 
 ``npcaffe.draw`` (pycaffe's ``caffe.draw``) is built on ``draw``, ``layout`` and ``render``.

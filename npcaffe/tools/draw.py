@@ -37,6 +37,7 @@ from google.protobuf import text_format
 import npcaffe
 from npcaffe.errors import NotSupportedError
 from npcaffe.proto import caffe_pb2
+from npcaffe.cli import runner
 from npcaffe.tools import cli, geometry, netgraph
 from npcaffe.tools import render as R
 from npcaffe.tools.layout import layered_layout
@@ -503,7 +504,7 @@ def write(source, out, rankdir='TB', phase='test', shape=None, label_shape=None,
 # ------------------------------------------------------------------------------------------
 # command line
 def build_parser():
-    parser = cli.cliutil().ArgumentParser(
+    parser = runner.ArgumentParser(
         prog='python -m npcaffe.tools.draw',
         description="Draw a Caffe net as a graph of layers (boxes) and blobs (ellipses, with "
                     "their shapes), as SVG or PNG without Graphviz, or as Graphviz .dot.",
@@ -532,7 +533,7 @@ def build_parser():
 def run(args):
     ext = Path(args.out).suffix.lower().lstrip('.')
     if ext not in FORMATS + ('gv',):
-        raise cli.cliutil().UsageError(f"{args.out}: the output must end in .svg, .png or .dot")
+        raise runner.UsageError(f"{args.out}: the output must end in .svg, .png or .dot")
     drawing = write(args.net, args.out, args.rankdir, args.phase,
                     cli.shape_option(args.shape, '--shape'),
                     cli.shape_option(args.label_shape, '--label-shape'), args.lr)
@@ -544,7 +545,7 @@ def run(args):
 def main(argv=None):
     """Run the command line; returns the exit status: 0, 1 when the net or a file fails,
     2 for a bad command line."""
-    return cli.cliutil().run(run, build_parser(), argv)
+    return runner.run(run, build_parser(), argv)
 
 
 if __name__ == '__main__':

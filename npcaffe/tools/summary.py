@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 
 import npcaffe
+from npcaffe.cli import runner
 from npcaffe.tools import cli, netgraph
 from npcaffe.tools import geometry as geo
 
@@ -261,7 +262,7 @@ def render(summary):
 # ------------------------------------------------------------------------------------------
 # command line
 def build_parser():
-    parser = cli.cliutil().ArgumentParser(
+    parser = runner.ArgumentParser(
         prog='python -m npcaffe.tools.summary',
         description="Print a table of a Caffe net's layers: output shapes, parameter counts, "
                     "FLOPs, and the receptive field, stride and offset of every blob.",
@@ -289,14 +290,14 @@ def run(args):
                             label_shape=cli.shape_option(args.label_shape, '--label-shape'),
                             weights=args.weights)
     except netgraph.ShapeNeededError as exc:       # the command line lacks --shape
-        raise cli.cliutil().UsageError(str(exc)) from None
+        raise runner.UsageError(str(exc)) from None
     print(summary)
 
 
 def main(argv=None):
     """Run the command line; returns the exit status: 0, 1 when the net or a file fails,
     2 for a bad command line."""
-    return cli.cliutil().run(run, build_parser(), argv)
+    return runner.run(run, build_parser(), argv)
 
 
 if __name__ == '__main__':

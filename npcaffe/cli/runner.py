@@ -1,5 +1,5 @@
-"""What every command-line tool of the toolkit shares: argparse that reports usage errors as
-``error: ...``, one place that turns exceptions into one line on stderr and an exit status, the
+"""What every command line of the engine and the toolkit shares: argparse that reports usage
+errors as ``error: ...``, one place that turns exceptions into one line on stderr and an exit status, the
 ``--debug``/``--verbose`` flags, and a progress bar that shows only on a terminal.
 
 Exit statuses, the same for every tool: 0 success, 1 the work failed (bad input, a fault),
