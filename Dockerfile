@@ -6,8 +6,8 @@
 #   docker run --rm -v "$PWD/data:/data" -v "$PWD/out:/out" fcn-npcaffe solve --solver ... --out /out/run
 #   docker run --rm -v "$PWD/data:/data" -v "$PWD/out:/out" fcn-npcaffe infer --deploy ... --out /out/seg IMAGES
 #
-# Verbs (docker/entrypoint.sh): solve, infer, nets, demo, surgery, score, labeltools, get-data,
-# test; anything else runs as a command (e.g. bash). Volumes: /data (datasets, weights; read)
+# Verbs (docker/entrypoint.sh, each the `fcn` command's verb): solve, infer, nets, demo, surgery,
+# score, labels, get-data, test; anything else runs as a command (e.g. bash). Volumes: /data (datasets, weights; read)
 # and /out (what the tools write; also the working directory).
 FROM python:3.11-slim
 

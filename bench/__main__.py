@@ -257,7 +257,7 @@ def section_infer(ctx):
         return
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import infer
+    from fcn import segment as infer
     width = 0.125
     deploy = models.deploy_prototxt('fcn8s', ctx['tmp'], width=width)
     weights = models.random_caffemodel('fcn8s', ctx['tmp'], width=width)

@@ -8,8 +8,8 @@ Layout (the default; or name the two folders with ``image_dir`` / ``label_dir``)
     ROOT/train.txt           (optional split lists: one <id> per line)
 
 Labels are checked as they are read: an RGB-coloured label is refused (convert it with
-``python labeltools.py convert``), a value outside [0, num_classes) that is not ``ignore_label``
-and an image/label size mismatch are errors naming the file. ``python labeltools.py check``
+``fcn labels convert``), a value outside [0, num_classes) that is not ``ignore_label``
+and an image/label size mismatch are errors naming the file. ``fcn labels check``
 checks a whole dataset ahead of training.
 """
 import os
@@ -124,7 +124,7 @@ class FolderSegDataLayer(SegDataLayer):
 
     Tops: ``data`` (1, 3, H, W) float32 BGR minus mean; ``label`` (1, 1, H, W) class indices as
     float. Labels must be index PNGs (P or L mode); RGB-coloured ones are refused with a pointer
-    to ``python labeltools.py convert``. Prototxt::
+    to ``fcn labels convert``. Prototxt::
 
         layer {
           name: "data" type: "Python" top: "data" top: "label"

@@ -5,7 +5,7 @@ Loading (pure NumPy + Pillow / SciPy; nothing here depends on the engine):
 * ``load_image(path, mean)`` -> (3, H, W) float32: RGB -> BGR, mean subtracted, as the
   reference FCN layers feed Caffe;
 * ``read_label_image(path)`` -> (H, W) integer indices from a P/L-mode PNG (RGB-coloured labels
-  are refused with a pointer to ``python labeltools.py convert``);
+  are refused with a pointer to ``fcn labels convert``);
 * ``read_sbd_label(path)`` -> (H, W) uint8 from SBD's ``cls/*.mat`` (``GTcls.Segmentation``);
 * ``check_label_values`` and ``check_same_size``: the label checks, with messages that name the
   files and values at fault;
@@ -27,7 +27,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from backend import caffe
+from fcn.backend import caffe
 from layers.params import (Param, ParamError, boolean, mean_values, non_negative_integer,
                            optional, integer, parse_params)
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: PIL modes of index label images: palette indices (P), 8-bit grey (L), 16/32-bit integers
 INDEX_LABEL_MODES = ('P', 'L', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', '1')
 LABEL_CONVERT_HINT = ("convert RGB-coloured labels into index PNGs with "
-                      "`python labeltools.py convert LABELS... --out DIR`")
+                      "`fcn labels convert LABELS... --out DIR`")
 
 
 class DataError(ValueError):
@@ -87,7 +87,7 @@ def read_label_image(path):
     mode, grey values for L mode).
 
     Raises DataError naming the file for RGB-coloured labels (with a pointer to
-    ``labeltools.py convert``), other non-index modes and unreadable files.
+    ``fcn labels convert``), other non-index modes and unreadable files.
     """
     image = _open_image(path)
     with image:

@@ -56,7 +56,7 @@ def build_parser():
     """The argument parser of ``python -m nets``."""
     width = max(len(name) for name in VARIANTS)
     variants = '\n'.join(f"  {name:<{width}}  {v.summary}" for name, v in VARIANTS.items())
-    parser = runner.ArgumentParser(prog='python -m nets',
+    parser = runner.ArgumentParser(prog='fcn nets',
                                     description=_DESCRIPTION.format(variants=variants),
                                     epilog=_EPILOG)
     parser.add_argument('variant', metavar='VARIANT', help=', '.join(VARIANTS))

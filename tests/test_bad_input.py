@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import infer
 import nets
 import npcaffe
-import solve
-import vis
+from fcn import segment, vis
+from fcn import train as fcn_train
 from npcaffe import formats
 from npcaffe.errors import (ModelFileError, NetError, PrototxtError, SnapshotError,
                             TrainingDivergedError, UnknownLayerTypeError, WeightShapeError)
@@ -161,7 +160,7 @@ def tiny(tmp_path_factory):
 
 
 def infer_main(tiny, tmp_path, weights=None, deploy=None, images=None, *extra):
-    return infer.main(['--deploy', str(deploy or tiny['deploy']),
+    return segment.main(['--deploy', str(deploy or tiny['deploy']),
                        '--weights', str(weights or tiny['weights']),
                        '--out', str(tmp_path / 'seg'),
                        *[str(p) for p in (images or [tiny['image']])], *extra])
@@ -268,7 +267,7 @@ def test_bad_caffemodel_names_the_file_and_what_it_is(kind, tiny, tmp_path, caps
     assert infer_main(tiny, tmp_path, weights=path) == 1
     assert_names(error_line(capsys), *words)
     solver, _ = make_project(tmp_path)
-    assert solve.main(solve_args(solver, tmp_path / 'run', '--weights', str(path))) == 1
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run', '--weights', str(path))) == 1
     assert_names(error_line(capsys), *words)
     assert not (tmp_path / 'run' / 'scores.jsonl').exists()       # failed before training
 
@@ -288,7 +287,7 @@ def test_weights_of_the_wrong_shape_name_layer_shapes_and_rename_hint(tiny, tmp_
     # solve.py transplants what fits and says which same-named layers did not fit
     solver, _ = make_project(tmp_path)
     with caplog.at_level(logging.WARNING):
-        assert solve.main(solve_args(solver, tmp_path / 'run', '--weights',
+        assert fcn_train.main(solve_args(solver, tmp_path / 'run', '--weights',
                                      str(tiny['weights5']), max_iter=0)) == 0
     warning = next(r.getMessage() for r in caplog.records if 'do not fit' in r.getMessage())
     assert_names(warning, 'score_fr/0 5x64x1x1 -> 3x64x1x1', 'rename it in the prototxt')
@@ -314,7 +313,7 @@ def test_weights_of_another_net_say_how_many_layers_matched(tiny, tmp_path, capl
     caplog.clear()
     solver, _ = make_project(tmp_path)
     with caplog.at_level(logging.WARNING):
-        assert solve.main(solve_args(solver, tmp_path / 'run', '--weights',
+        assert fcn_train.main(solve_args(solver, tmp_path / 'run', '--weights',
                                      str(tiny['other']), max_iter=0)) == 0
     assert_names(caplog.text, 'NONE of the layers', 'other.caffemodel', '0 of the net',
                  'weights of another net')
@@ -333,7 +332,7 @@ def break_folder(root, case):
         return ['images/a0.png is 32x24', 'labels/a0.png is 12x10']
     if case == 'rgb label':
         Image.new('RGB', SHAPE[:1:-1], (128, 0, 0)).save(root / 'labels' / 'a0.png')
-        return ['labels/a0.png', 'RGB-coloured', 'labeltools.py convert']
+        return ['labels/a0.png', 'RGB-coloured', 'fcn labels convert']
     if case == 'label out of range':
         Image.fromarray(np.full(SHAPE[2:], 7, np.uint8)).save(root / 'labels' / 'a0.png')
         return ['labels/a0.png', 'label value 7 outside [0, 3)', 'num_classes']
@@ -358,7 +357,7 @@ def break_voc(root, case):
         return ['JPEGImages/v0.jpg is 32x24', 'SegmentationClass/v0.png is 12x10']
     if case == 'rgb label':
         Image.new('RGB', SHAPE[:1:-1], (128, 0, 0)).save(labels / 'v0.png')
-        return ['SegmentationClass/v0.png', 'RGB-coloured', 'labeltools.py convert']
+        return ['SegmentationClass/v0.png', 'RGB-coloured', 'fcn labels convert']
     if case == 'label out of range':
         Image.fromarray(np.full(SHAPE[2:], 30, np.uint8)).save(labels / 'v0.png')
         return ['SegmentationClass/v0.png', 'label value 30 outside [0, 21)']
@@ -406,7 +405,7 @@ def test_data_errors_name_the_file(case, tmp_path):
 def test_data_errors_through_solve_py(case, tmp_path, capsys):
     solver, root = make_project(tmp_path, train=('a0', 'a1'))
     words = break_folder(root, case)
-    assert solve.main(solve_args(solver, tmp_path / 'run')) == 1
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run')) == 1
     assert_names(error_line(capsys), str(root), *words)
 
 
@@ -414,7 +413,7 @@ def test_unreadable_image_met_during_training_is_named(tmp_path, capsys):
     solver, root = make_project(tmp_path, train=('a0', 'a1', 'a2'))
     raw = (root / 'images' / 'a2.png').read_bytes()
     (root / 'images' / 'a2.png').write_bytes(raw[:len(raw) // 2])
-    assert solve.main(solve_args(solver, tmp_path / 'run', max_iter=20)) == 1
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run', max_iter=20)) == 1
     assert_names(error_line(capsys), str(root / 'images' / 'a2.png'), 'cannot read the image')
 
 
@@ -444,7 +443,7 @@ def test_missing_net_path_is_named(tmp_path, capsys):
     with pytest.raises(PrototxtError) as info:
         get_solver(str(solver))
     assert_names(str(info.value), "net 'missing.prototxt' not found", str(tmp_path))
-    assert solve.main(['--solver', str(solver), '--out', str(tmp_path / 'run')]) == 1
+    assert fcn_train.main(['--solver', str(solver), '--out', str(tmp_path / 'run')]) == 1
     assert_names(error_line(capsys), "'missing.prototxt' does not exist", str(tmp_path))
 
 
@@ -456,7 +455,7 @@ def test_nan_loss_stops_names_the_iteration_and_keeps_the_last_snapshot(tmp_path
     w.params['w'][0].data[...] = 1
     w.save(str(tmp_path / 'w1.caffemodel'))
     out = tmp_path / 'run'
-    assert solve.main(['--solver', str(solver), '--out', str(out), '--weights',
+    assert fcn_train.main(['--solver', str(solver), '--out', str(out), '--weights',
                        str(tmp_path / 'w1.caffemodel')]) == 1
     line = error_line(capsys)
     assert_names(line, 'training diverged at iteration 1', 'base_lr',
@@ -479,14 +478,14 @@ def test_unwritable_snapshot_folder_fails_before_training(tmp_path, capsys):
     with pytest.raises(SnapshotError) as info:
         get_solver(str(solver))                    # before any iteration, not at iteration 5
     assert_names(str(info.value), str(blocker), 'is not a folder', 'snapshot_prefix')
-    assert solve.main(['--solver', str(solver), '--out', str(blocker / 'run')]) == 1
+    assert fcn_train.main(['--solver', str(solver), '--out', str(blocker / 'run')]) == 1
     assert_names(error_line(capsys), str(blocker / 'run'), 'cannot create the folder')
     assert blocker.read_text().startswith('a regular file')
 
 
 def test_resume_from_a_truncated_solverstate_is_refused(tmp_path, capsys):
     solver, _ = make_project(tmp_path)
-    assert solve.main(solve_args(solver, tmp_path / 'run')) == 0
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run')) == 0
     state = tmp_path / 'run' / 'snapshot_iter_2.solverstate'
     raw = state.read_bytes()
     cut = tmp_path / 'cut.solverstate'
@@ -494,7 +493,7 @@ def test_resume_from_a_truncated_solverstate_is_refused(tmp_path, capsys):
     with pytest.raises(ModelFileError) as info:
         get_solver(str(tmp_path / 'run' / 'solver.prototxt')).restore(str(cut))
     assert_names(str(info.value), 'cut.solverstate', 'solverstate', 'truncated')
-    assert solve.main(solve_args(solver, tmp_path / 'run2', '--resume', str(cut))) == 1
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run2', '--resume', str(cut))) == 1
     assert_names(error_line(capsys), 'cut.solverstate', 'truncated')
 
 
@@ -554,7 +553,7 @@ def test_infer_converts_and_segments_every_common_mode(mode, suffix, tiny, tmp_p
 
 
 def test_infer_too_large_for_memory_gives_an_estimate(tiny, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(infer, 'available_memory', lambda: 2 ** 20)        # 1 MiB
+    monkeypatch.setattr(segment, 'available_memory', lambda: 2 ** 20)        # 1 MiB
     assert infer_main(tiny, tmp_path) == 1
     assert_names(error_line(capsys), str(tiny['image']), 'a 32x24 image needs about',
                  'GiB to segment', 'only 0.0 GiB is available', '--max-size')
@@ -595,13 +594,13 @@ def test_every_output_file_is_written_to_a_temporary_name_and_renamed(tiny, tmp_
     runs = [
         ('nets.cli', ['fcn8s', '--classes', '3', '--width', str(WIDTH), '--folder-dir',
                       str(root), '--out', str(o / 'nets')]),
-        ('solve', solve_args(solver, o / 'solve', '--weights', str(tiny['weights']))),
-        ('infer', ['--deploy', str(tiny['deploy']), '--weights', str(tiny['weights']),
+        ('fcn.train', solve_args(solver, o / 'solve', '--weights', str(tiny['weights']))),
+        ('fcn.segment', ['--deploy', str(tiny['deploy']), '--weights', str(tiny['weights']),
                    '--out', str(o / 'infer'), '--overlay', '--save-scores', str(tiny['image'])]),
-        ('surgery', ['--classifier-deploy', str(tiny['deploy']), '--classifier-weights',
+        ('fcn.surgery', ['--classifier-deploy', str(tiny['deploy']), '--classifier-weights',
                      str(tiny['weights']), '--fcn', str(tiny['deploy5']),
                      '--out', str(o / 'surgery.caffemodel')]),
-        ('labeltools', ['convert', str(rgb_labels), '--out', str(o / 'labels')]),
+        ('fcn.labels', ['convert', str(rgb_labels), '--out', str(o / 'labels')]),
     ]
     (o / 'surgery.caffemodel').parent.mkdir(parents=True)
     r = subprocess.run([sys.executable, '-c', AUDIT_CHILD, json.dumps(runs)], cwd=tmp_path,
@@ -630,10 +629,10 @@ KILL_CHILD = """
 import os, sys, time
 from pathlib import Path
 from PIL import Image
-import infer
+from fcn import segment
 
 deploy, weights, weights2, image, out = sys.argv[1:]
-assert infer.main(['--deploy', deploy, '--weights', weights, '--out', out, image]) == 0
+assert segment.main(['--deploy', deploy, '--weights', weights, '--out', out, image]) == 0
 real_save = Image.Image.save
 
 def stalling_save(self, fp, format=None, **params):
@@ -648,7 +647,7 @@ def stalling_save(self, fp, format=None, **params):
     time.sleep(600)
 
 Image.Image.save = stalling_save
-infer.main(['--deploy', deploy, '--weights', weights2, '--out', out, image])
+segment.main(['--deploy', deploy, '--weights', weights2, '--out', out, image])
 """
 
 
@@ -682,9 +681,9 @@ def test_resuming_from_a_snapshot_follows_the_uninterrupted_trajectory(tiny, tmp
     solver, _ = make_project(tmp_path)
     weights = ['--weights', str(tiny['weights'])]
     straight, split = tmp_path / 'straight', tmp_path / 'split'
-    assert solve.main(solve_args(solver, straight, *weights, max_iter=4)) == 0
-    assert solve.main(solve_args(solver, split, *weights, max_iter=2)) == 0
-    assert solve.main(solve_args(solver, split, '--resume',
+    assert fcn_train.main(solve_args(solver, straight, *weights, max_iter=4)) == 0
+    assert fcn_train.main(solve_args(solver, split, *weights, max_iter=2)) == 0
+    assert fcn_train.main(solve_args(solver, split, '--resume',
                                  str(split / 'snapshot_iter_2.solverstate'), max_iter=4)) == 0
     a, b = read_params(straight / 'snapshot_iter_4.caffemodel'), \
         read_params(split / 'snapshot_iter_4.caffemodel')
@@ -721,10 +720,10 @@ def cli_cases(tiny, tmp_path):
                              str(tiny['deploy']), '--classifier-weights', str(empty), '--fcn',
                              str(tiny['deploy']), '--out', 'x.caffemodel'],
                        'empty.caffemodel: the caffemodel file is empty'),
-        'labeltools.py': (py + [str(ROOT / 'labeltools.py'), 'convert', str(rgb), '--out',
-                                'labels', '--palette', 'missing.txt'], 'missing.txt'),
-        'score.py': (py + [str(ROOT / 'score.py'), '--gt', str(tmp_path / 'gt'), '--pred',
-                           str(tmp_path / 'pred')], 'no prediction PNGs'),
+        'fcn labels': (py + ['-m', 'fcn', 'labels', 'convert', str(rgb), '--out',
+                             'labels', '--palette', 'missing.txt'], 'missing.txt'),
+        'fcn score': (py + ['-m', 'fcn', 'score', '--gt', str(tmp_path / 'gt'), '--pred',
+                            str(tmp_path / 'pred')], 'no prediction PNGs'),
     }
 
 
@@ -733,8 +732,8 @@ def test_every_tool_fails_with_one_line_and_debug_shows_the_traceback(tiny, tmp_
     procs = {}
     for name, (argv, _) in cases.items():
         for debug in (False, True):
-            # --debug before a sub-command: labeltools.py --debug convert ...
-            at = 3 if name == 'python -m nets' else 2
+            # --debug before a sub-command: fcn labels --debug convert ...
+            at = {'python -m nets': 3, 'fcn labels': 4, 'fcn score': 4}.get(name, 2)
             args = argv[:at] + ['--debug'] + argv[at:] if debug else argv
             procs[name, debug] = subprocess.Popen(args, cwd=tmp_path, env=CHILD_ENV,
                                                   stdout=subprocess.PIPE,
@@ -752,10 +751,10 @@ def test_every_tool_fails_with_one_line_and_debug_shows_the_traceback(tiny, tmp_
 
 
 def test_toolkit_outputs_get_the_mode_open_would_give(tmp_path):
-    import fsutil
+    from fcn import files
     mask = os.umask(0o022)
     try:
-        with fsutil.atomic_write(tmp_path / 'x.txt', 'w') as f:
+        with files.atomic_write(tmp_path / 'x.txt', 'w') as f:
             f.write('x')
         assert (tmp_path / 'x.txt').stat().st_mode & 0o777 == 0o644
     finally:

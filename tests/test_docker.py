@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,8 @@ DOCKERFILE = ROOT / 'Dockerfile'
 ENTRYPOINT = ROOT / 'docker' / 'entrypoint.sh'
 README = ROOT / 'README.md'
 REQUIRED_VERBS = {'solve', 'infer', 'nets', 'demo'}
+# the console command pip installed beside this interpreter
+FCN_COMMAND = Path(sys.executable).parent / 'fcn'
 
 
 def dockerfile_instructions():
@@ -76,7 +79,7 @@ def image_and_verb(args):
 
 
 def run_entrypoint(*args, cwd=None):
-    env = dict(os.environ, FCN_HOME=str(ROOT), PYTHON=sys.executable)
+    env = dict(os.environ, FCN_HOME=str(ROOT), PYTHON=sys.executable, FCN=str(FCN_COMMAND))
     return subprocess.run(['sh', str(ENTRYPOINT), *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=120)
 
@@ -128,12 +131,13 @@ def test_entrypoint_script_parses():
 
 
 def test_required_verbs_are_dispatched_to_the_tools():
+    """Each verb runs the fcn console command's verb of the same name."""
+    from fcn.cli import VERBS
     table = dispatch_table()
     assert REQUIRED_VERBS <= set(table)
-    assert '$APP/solve.py' in table['solve'] and '--demo' not in table['solve']
-    assert '$APP/infer.py' in table['infer']
-    assert '-m nets' in table['nets']
-    assert '$APP/solve.py' in table['demo'] and '--demo' in table['demo']
+    for verb in VERBS:
+        assert table[verb] == 'exec "$FCN" "$verb" "$@"', verb
+    assert table['labeltools'] == 'exec "$FCN" labels "$@"'    # the old verb still works
 
 
 @pytest.mark.parametrize('verb', sorted(set(dispatch_table()) - {'help', '-h', '--help', '*',
@@ -145,10 +149,10 @@ def test_each_verb_runs_its_tools_help(verb, tmp_path):
     assert 'usage:' in result.stdout.lower()
 
 
-def test_dispatched_scripts_exist():
-    for verb, command in dispatch_table().items():
-        for path in re.findall(r'\$APP/(\S+\.py)', command):
-            assert (ROOT / path).is_file(), (verb, path)
+def test_the_fcn_command_is_installed_as_a_console_script():
+    assert FCN_COMMAND.is_file(), f"{FCN_COMMAND}: pip did not install the fcn command"
+    result = subprocess.run([str(FCN_COMMAND), 'help'], capture_output=True, text=True)
+    assert result.returncode == 0 and 'usage: fcn VERB' in result.stdout
 
 
 def test_help_verb_lists_the_verbs():

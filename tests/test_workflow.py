@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import infer
-import solve
-import surgery
+from fcn import segment, surgery, train
 from nets.cli import main as nets_main
 from tests.conftest import ROOT, require_shared
 
-TOOLKIT = ['layers', 'surgery.py', 'score.py', 'solve.py', 'infer.py']
+# the modules that run on either backend (fcn.demo and fcn.downloads are npcaffe-only or
+# touch no net)
+TOOLKIT = ['layers', 'fcn/backend.py', 'fcn/files.py', 'fcn/labels.py', 'fcn/metrics.py',
+           'fcn/score.py', 'fcn/segment.py', 'fcn/surgery.py', 'fcn/train.py', 'fcn/vis.py']
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +31,7 @@ def voc_run(tmp_path_factory):
                          '--classifier-weights', str(classifier / 'weights_v1.caffemodel'),
                          '--fcn', str(work / 'net' / 'train.prototxt'),
                          '--out', str(work / 'init.caffemodel')]) == 0
-    assert solve.main(['--solver', str(work / 'net' / 'solver.prototxt'),
+    assert train.main(['--solver', str(work / 'net' / 'solver.prototxt'),
                        '--weights', str(work / 'init.caffemodel'), '--max-iter', '4',
                        '--score-every', '2', '--val-images', '2',
                        '--out', str(work / 'run')]) == 0
@@ -54,7 +55,7 @@ def test_training_writes_scores_curve_and_snapshots(voc_run):
 def test_infer_segments_with_the_trained_weights(voc_run):
     work, voc = voc_run
     images = sorted((voc / 'JPEGImages').glob('*.jpg'))[:2]
-    assert infer.main(['--deploy', str(work / 'net' / 'deploy.prototxt'),
+    assert segment.main(['--deploy', str(work / 'net' / 'deploy.prototxt'),
                        '--weights', str(work / 'run' / 'snapshot_iter_4.caffemodel'),
                        '--out', str(work / 'pred')] + [str(p) for p in images]) == 0
     for path in images:
@@ -64,7 +65,7 @@ def test_infer_segments_with_the_trained_weights(voc_run):
 
 def test_resume_continues_from_the_solverstate(voc_run):
     work, _ = voc_run
-    assert solve.main(['--solver', str(work / 'net' / 'solver.prototxt'),
+    assert train.main(['--solver', str(work / 'net' / 'solver.prototxt'),
                        '--resume', str(work / 'run' / 'snapshot_iter_4.solverstate'),
                        '--max-iter', '5', '--score-every', '5', '--val-images', '1',
                        '--out', str(work / 'run')]) == 0
@@ -78,7 +79,7 @@ def test_classifier_weights_are_detected_and_transplanted(voc_run, caplog):
     work, _ = voc_run
     classifier = require_shared('golden', 'v1_vgg_classifier')
     expected = np.load(classifier / 'expected.npz')
-    training = solve.Training(work / 'net' / 'solver.prototxt', work / 'run_cls',
+    training = train.Training(work / 'net' / 'solver.prototxt', work / 'run_cls',
                               weights=str(classifier / 'weights_v1.caffemodel'), max_iter=0)
     net = training.solver.net
     np.testing.assert_array_equal(net.params['fc6'][0].data,
@@ -91,20 +92,20 @@ def test_weights_of_another_net_warn_loudly(tmp_path, voc_run, caplog):
     work, _ = voc_run
     lenet = require_shared('models', 'lenet_mnist', 'lenet_iter_10000.caffemodel')
     with caplog.at_level(logging.WARNING):
-        solve.Training(work / 'net' / 'solver.prototxt', tmp_path / 'r', weights=str(lenet),
+        train.Training(work / 'net' / 'solver.prototxt', tmp_path / 'r', weights=str(lenet),
                        max_iter=0)
     assert 'NONE of the layers' in caplog.text
 
 
 def test_solver_paths_resolve_beside_the_solver_and_errors_name_them(tmp_path, voc_run):
     work, _ = voc_run
-    path, param = solve.prepare_solver(work / 'net' / 'solver.prototxt', tmp_path, max_iter=7)
+    path, param = train.prepare_solver(work / 'net' / 'solver.prototxt', tmp_path, max_iter=7)
     assert Path(param.train_net).is_absolute() and param.max_iter == 7
     assert param.snapshot_prefix == str(tmp_path.resolve() / 'snapshot')
     bad = tmp_path / 'solver.prototxt'
     bad.write_text('train_net: "missing.prototxt"\n')
     with pytest.raises(ValueError, match="'missing.prototxt' does not exist"):
-        solve.prepare_solver(bad, tmp_path / 'o')
+        train.prepare_solver(bad, tmp_path / 'o')
 
 
 # engine modules that are not Caffe's API (command-line plumbing): the toolkit may use them
@@ -126,8 +127,8 @@ def _engine_imports(path):
 
 
 def test_toolkit_reaches_caffe_only_through_backend():
-    """layers/, surgery.py, score.py, solve.py, infer.py never import npcaffe (or caffe)
-    themselves: `from backend import caffe` is their only way in, so BVLC pycaffe can run them."""
+    """layers/ and the toolkit modules never import npcaffe (or caffe) themselves:
+    `from fcn.backend import caffe` is their only way in, so BVLC pycaffe can run them."""
     files = []
     for entry in TOOLKIT:
         path = ROOT / entry
@@ -143,7 +144,7 @@ def test_hdf5_snapshots_through_solve_py(voc_run, tmp_path):
     solver.write_text((work / 'net' / 'solver.prototxt').read_text().replace(
         'train_net: "', f'train_net: "{work / "net"}/').replace(
         'test_net: "', f'test_net: "{work / "net"}/') + 'snapshot_format: HDF5\n')
-    assert solve.main(['--solver', str(solver), '--max-iter', '1', '--score-every', '1',
+    assert train.main(['--solver', str(solver), '--max-iter', '1', '--score-every', '1',
                        '--val-images', '1', '--out', str(tmp_path / 'run')]) == 0
     names = sorted(p.name for p in (tmp_path / 'run').glob('snapshot_iter_*'))
     assert names == ['snapshot_iter_1.caffemodel.h5', 'snapshot_iter_1.solverstate.h5']

@@ -1,5 +1,6 @@
-"""surgery.py: transplant against shared/golden/v1_vgg_classifier, bilinear kernels worked out by
-hand, interp / expand_score on small nets, and the command line's exit codes."""
+"""fcn/surgery.py (``python surgery.py``): transplant against shared/golden/v1_vgg_classifier,
+bilinear kernels worked out by hand, interp / expand_score on small nets, and the command line's
+exit codes."""
 import os
 import subprocess
 import sys
@@ -7,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-import surgery
-from backend import caffe
+from fcn import surgery
+from fcn.backend import caffe
 from tests.conftest import ROOT, require_shared
 
 

@@ -1,11 +1,12 @@
-"""infer.py: image modes, preprocessing, label PNGs the size of the input, errors."""
+"""fcn/segment.py (``python infer.py``, ``fcn infer``): image modes, preprocessing, label PNGs
+the size of the input, errors."""
 import numpy as np
 import pytest
 from PIL import Image
 
-import infer
 import nets
 import npcaffe
+from fcn import segment
 from npcaffe import formats
 
 
@@ -36,7 +37,7 @@ def test_every_common_mode_becomes_rgb(mode):
         image = Image.fromarray(rgb[:, :, 0].astype(np.int32 if mode == 'I' else np.float32))
     else:
         image = base.convert(mode)
-    out = infer.image_to_rgb(image)
+    out = segment.image_to_rgb(image)
     assert out.shape == (5, 7, 3) and out.dtype == np.uint8
     if mode in ('I;16', 'I', 'F'):      # greyscale values map back to 0..255
         np.testing.assert_array_equal(out[:, :, 1], rgb[:, :, 0])
@@ -44,7 +45,7 @@ def test_every_common_mode_becomes_rgb(mode):
 
 def test_preprocess_is_bgr_minus_mean_channels_first():
     rgb = np.array([[[10, 20, 30]]], np.uint8)
-    data = infer.preprocess(rgb, mean=(1, 2, 3))
+    data = segment.preprocess(rgb, mean=(1, 2, 3))
     assert data.shape == (1, 3, 1, 1) and data.dtype == np.float32
     np.testing.assert_array_equal(data.ravel(), [29, 18, 7])
 
@@ -56,7 +57,7 @@ def test_labels_have_the_input_size_and_the_palette(tiny_fcn, tmp_path, size):
     image = tmp_path / 'photo.png'
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (h, w, 3), np.uint8)).save(image)
     out = tmp_path / 'out'
-    assert infer.main(['--deploy', str(deploy), '--weights', str(weights), '--out', str(out),
+    assert segment.main(['--deploy', str(deploy), '--weights', str(weights), '--out', str(out),
                        '--overlay', '--save-scores', str(image)]) == 0
     label = Image.open(out / 'photo.png')
     assert label.mode == 'P' and label.size == (w, h)
@@ -70,8 +71,8 @@ def test_labels_have_the_input_size_and_the_palette(tiny_fcn, tmp_path, size):
 def test_max_size_downscales_and_labels_come_back_full_size(tiny_fcn, tmp_path):
     deploy, weights = tiny_fcn
     Image.new('RGB', (90, 30), (200, 10, 10)).save(tmp_path / 'wide.jpg')
-    seg = infer.Segmenter(deploy, weights)
-    label = infer.segment_file(seg, tmp_path / 'wide.jpg', tmp_path, max_size=30)
+    seg = segment.Segmenter(deploy, weights)
+    label = segment.segment_file(seg, tmp_path / 'wide.jpg', tmp_path, max_size=30)
     assert label.shape == (30, 90)
 
 
@@ -80,15 +81,15 @@ def test_folder_input_and_name_clashes(tiny_fcn, tmp_path):
     images.mkdir()
     for name in ('a.png', 'b.jpg', 'notes.txt'):
         (images / name).write_bytes(b'')
-    assert [p.name for p in infer.collect_images([images])] == ['a.png', 'b.jpg']
+    assert [p.name for p in segment.collect_images([images])] == ['a.png', 'b.jpg']
     (images / 'a.jpg').write_bytes(b'')
     with pytest.raises(ValueError, match=r'a\.(png|jpg) and .*a\.(png|jpg) would both'):
-        infer.collect_images([images])
+        segment.collect_images([images])
 
 
 def test_too_large_for_memory_gives_an_estimate(tiny_fcn, monkeypatch):
-    seg = infer.Segmenter(*tiny_fcn)
-    monkeypatch.setattr(infer, 'available_memory', lambda: 10 * 2**20)
+    seg = segment.Segmenter(*tiny_fcn)
+    monkeypatch.setattr(segment, 'available_memory', lambda: 10 * 2**20)
     with pytest.raises(MemoryError, match=r'big\.jpg: a 20000x10000 image needs about .* GiB'):
         seg.check_memory(10000, 20000, 'big.jpg')
 
@@ -97,12 +98,12 @@ def test_cli_errors_are_one_line(tiny_fcn, tmp_path, capsys):
     deploy, weights = tiny_fcn
     bad = tmp_path / 'broken.jpg'
     bad.write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
-    assert infer.main(['--deploy', str(deploy), '--weights', str(weights), '--out',
+    assert segment.main(['--deploy', str(deploy), '--weights', str(weights), '--out',
                        str(tmp_path / 'o'), str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'broken.jpg' in err and 'Traceback' not in err
-    assert infer.main(['--deploy', str(deploy), '--weights', str(tmp_path / 'none.caffemodel'),
+    assert segment.main(['--deploy', str(deploy), '--weights', str(tmp_path / 'none.caffemodel'),
                        '--out', str(tmp_path / 'o'), str(bad)]) == 1
     assert 'none.caffemodel' in capsys.readouterr().err
-    assert infer.main(['--out', 'x', 'y']) == 2
+    assert segment.main(['--out', 'x', 'y']) == 2
     assert 'required' in capsys.readouterr().err

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import demo
-import solve
-import vis
+from fcn import cli, demo, vis
 
 TINY = demo.Settings(n_train=4, n_val=2, size=32, width=1 / 16, max_iter=6, score_every=3,
                      time_limit=None)
@@ -58,9 +56,9 @@ def test_dataset_layout_labels_and_splits(tmp_path):
 
 
 def test_dataset_checks_clean_with_labeltools(tmp_path):
-    import labeltools
+    from fcn import labels
     root = demo.make_dataset(tmp_path / 'toy', seed=1, n_train=3, n_val=2, size=32)
-    report = labeltools.check_dataset(root / 'images', root / 'labels', len(demo.CLASSES),
+    report = labels.check_dataset(root / 'images', root / 'labels', len(demo.CLASSES),
                                       split=root / 'train.txt')
     assert report.problems == []
     assert report.labels == 3
@@ -133,7 +131,7 @@ def test_zero_iterations_is_refused(tmp_path):
 def test_solve_demo_command_line(tmp_path, capsys):
     """``python solve.py --demo --out DIR --max-iter N`` with the demo's own dataset size."""
     out = tmp_path / 'cli'
-    assert solve.main(['--demo', '--out', str(out), '--max-iter', '2', '--seed', '5']) == 0
+    assert cli.solve_main(['--demo', '--out', str(out), '--max-iter', '2', '--seed', '5']) == 0
     assert 'mean IU' in capsys.readouterr().out
     record = json.loads((out / 'train' / 'scores.jsonl').read_text().splitlines()[-1])
     assert record['iter'] == 2 and 'mean_iu' in record

@@ -17,7 +17,7 @@ from nets.cli import main
 from npcaffe.errors import NetError
 from npcaffe.proto import caffe_pb2
 
-ROOT = __import__('pathlib').Path(__file__).resolve().parents[1]
+ROOT = __import__('pathlib').Path(__file__).resolve().parents[2]
 REFERENCE_DIRS = {'fcn32s': 'voc-fcn32s', 'fcn16s': 'voc-fcn16s', 'fcn8s': 'voc-fcn8s',
                   'fcn8s-atonce': 'voc-fcn8s-atonce', 'fcn-alexnet': 'voc-fcn-alexnet'}
 SKIP_LAYER_TYPES = {'Python', 'SoftmaxWithLoss', 'Dropout'}

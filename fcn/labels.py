@@ -10,8 +10,8 @@ colours back to indices through a palette, and checks a dataset for the usual mi
 
 Command line::
 
-    python labeltools.py convert SRC... --out DIR [--palette voc|FILE] [--unknown INDEX]
-    python labeltools.py check --images DIR --labels DIR [--split FILE] --classes N [--ignore 255]
+    fcn labels convert SRC... --out DIR [--palette voc|FILE] [--unknown INDEX]
+    fcn labels check --images DIR --labels DIR [--split FILE] --classes N [--ignore 255]
 
 ``convert`` writes ``DIR/<stem>.png`` (P mode, the palette attached) for every SRC file and every
 label image in a SRC folder; exit 0 when all converted, 1 when some file could not be (its
@@ -27,21 +27,22 @@ from pathlib import Path
 
 import numpy as np
 
+from fcn import vis
+from fcn.files import save_png
+from fcn.metrics import class_names
 from npcaffe.cli import runner
-import vis
-from fsutil import save_image
 
 __all__ = ['INDEX_MODES', 'LABEL_EXTENSIONS', 'IMAGE_EXTENSIONS', 'LabelError',
            'UnknownColourError',
-           'read_index_label', 'load_palette', 'rgb_to_index', 'save_png_atomic',
+           'read_index_label', 'load_palette', 'rgb_to_index',
            'convert_file', 'CheckReport', 'check_dataset', 'main']
 
-log = logging.getLogger('labeltools')
+log = logging.getLogger(__name__)
 
 INDEX_MODES = ('P', 'L', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', '1')  # PIL modes of index labels
 LABEL_EXTENSIONS = ('.png', '.bmp', '.gif', '.tif', '.tiff', '.ppm', '.pgm')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff')
-CONVERT_HINT = 'RGB-coloured label, convert it with labeltools.py convert'
+CONVERT_HINT = 'RGB-coloured label, convert it with fcn labels convert'
 
 
 class LabelError(ValueError):
@@ -82,11 +83,6 @@ def read_index_label(path):
     if label.dtype == np.bool_:
         label = label.astype(np.uint8)
     return label
-
-
-def save_png_atomic(image, path):
-    """Save the PIL ``image`` as PNG at ``path`` atomically (never left half written)."""
-    save_image(image, path, 'PNG')
 
 
 def load_palette(spec):
@@ -184,7 +180,7 @@ def convert_file(src, dst, palette=None, unknown=None):
     except UnknownColourError as e:
         e.args = (f'{src}: {e.args[0]}; pass --unknown INDEX to map them or fix the palette',)
         raise
-    save_png_atomic(vis.label_to_pil(index, pal), dst)
+    save_png(vis.label_to_pil(index, pal), dst)
     return index
 
 
@@ -210,9 +206,7 @@ class CheckReport:
 
     def summary(self, names=None):
         """The class table as text lines: index, name, pixels, labels containing it."""
-        import score
-
-        names = score.class_names(self.classes) if names is None else names
+        names = class_names(self.classes) if names is None else names
         total = int(self.pixels.sum())
         lines = [f'{self.labels} labels read, {len(self.problems)} problems; '
                  f'{total} labelled pixels, {self.ignored} ignored',
@@ -394,7 +388,7 @@ def _check(args):
 
 
 def _parser():
-    parser = runner.ArgumentParser(prog='labeltools.py',
+    parser = runner.ArgumentParser(prog='fcn labels',
                                     description='Convert RGB-coloured label images to index '
                                                 'PNGs; check a labelled segmentation dataset.')
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND',
@@ -439,7 +433,3 @@ def main(argv=None):
     """Run ``convert`` or ``check`` (see the module docstring); return the exit status
     (``error: ...`` on stderr for a failure; ``--debug`` shows the traceback)."""
     return runner.run(_run, _parser(), argv)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,7 +1,7 @@
-"""scripts/get_data.py without a network: --dry-run, and fake archives through file:// URLs
-exercising download, resume, checksums, extraction and the seg11valid computation."""
+"""fcn/downloads.py (``fcn get-data``, ``python scripts/get_data.py``) without a network:
+--dry-run, and fake archives through file:// URLs exercising download, resume, checksums,
+extraction and the seg11valid computation."""
 import hashlib
-import importlib.util
 import io
 import json
 import subprocess
@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fcn import downloads as get_data
 from tests.conftest import ROOT, require_shared
-
-_spec = importlib.util.spec_from_file_location('get_data', ROOT / 'scripts' / 'get_data.py')
-get_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(get_data)
 
 
 def _md5(path):

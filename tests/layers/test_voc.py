@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import caffe
+from fcn.backend import caffe
 from layers.images import DataError, Prefetcher
 from layers.params import ParamError, parse_literal, parse_params
 from layers.voc import SBDDSegDataLayer, VOCSegDataLayer
@@ -261,7 +261,7 @@ def test_rgb_voc_label_is_refused(tmp_path, voc_dir):
     with pytest.raises(ValueError) as err:
         make_net(tmp_path, 'VOCSegDataLayer', dict(voc_dir=str(root), split='val', mean=MEAN))
     assert str(root / 'SegmentationClass' / 'a.png') in str(err.value)
-    assert 'python labeltools.py convert' in str(err.value)
+    assert 'fcn labels convert' in str(err.value)
 
 
 def test_missing_image_is_named_at_setup(tmp_path):

@@ -1,6 +1,6 @@
-"""Writing files so that nothing already written is lost: a temporary name in the same
-folder, then a rename over the target (atomic on POSIX and Windows). Every output file of the
-toolkit goes through here."""
+"""Writing files and images so that nothing already written is lost: a temporary name in the
+same folder, then a rename over the target (atomic on POSIX and Windows). Every output file of
+the toolkit goes through here."""
 import contextlib
 import os
 import tempfile
@@ -39,6 +39,11 @@ def atomic_write(path, mode='wb'):
 
 
 def save_image(image, path, format='PNG', **options):
-    """Save the PIL ``image`` at ``path`` atomically."""
+    """Save the PIL ``image`` at ``path`` atomically (never left half written)."""
     with atomic_write(path) as f:
         image.save(f, format=format, **options)
+
+
+def save_png(image, path):
+    """Save the PIL ``image`` as PNG at ``path`` atomically."""
+    save_image(image, path, 'PNG')

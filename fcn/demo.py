@@ -18,7 +18,7 @@ Each class differs from the others in shape, colour and texture (circles: red, f
 green, striped; triangles: blue, checkered), on greyish, textured backgrounds, so a slim net
 learns it quickly. Example::
 
-    import demo
+    from fcn import demo
     demo.make_dataset('toy', seed=0, n_train=8, n_val=4, size=48)   # just the data
     demo.run('runs/demo', max_iter=200)                             # the whole job, shorter
 
@@ -37,10 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import vis
+from fcn import segment, train, vis
+from fcn.files import atomic_write, save_png
 from npcaffe import parallel
-from fsutil import atomic_write
-from labeltools import save_png_atomic
 
 log = logging.getLogger('demo')
 
@@ -176,8 +175,8 @@ def make_dataset(root, seed=0, n_train=DEFAULTS.n_train, n_val=DEFAULTS.n_val,
         ids = [f"{split}_{i:04d}" for i in range(count)]
         for sample_id in ids:
             image, label = draw_sample(rng, size)
-            save_png_atomic(Image.fromarray(image, 'RGB'), root / 'images' / f"{sample_id}.png")
-            save_png_atomic(vis.label_to_pil(label, pal), root / 'labels' / f"{sample_id}.png")
+            save_png(Image.fromarray(image, 'RGB'), root / 'images' / f"{sample_id}.png")
+            save_png(vis.label_to_pil(label, pal), root / 'labels' / f"{sample_id}.png")
         (root / f"{split}.txt").write_text(''.join(i + '\n' for i in ids))
     (root / 'classes.txt').write_text(''.join(c + '\n' for c in CLASSES))
     return root
@@ -264,8 +263,6 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
     ``out/summary.json`` (final mean IU, iterations, seconds). Prints ``mean IU`` on val every
     ``settings.score_every`` iterations. ``max_iter`` replaces ``settings.max_iter``. Returns 0.
     """
-    import infer
-    import solve
 
     out = Path(out)
     start = time.monotonic()
@@ -285,7 +282,7 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
           f"lr {settings.base_lr:g} ({settings.lr_policy}), {settings.max_iter} iterations "
           f"-> {out / 'net'}", flush=True)
     _clear_previous(out / 'train')
-    training = solve.Training(solver_path, out / 'train', score_every=settings.score_every,
+    training = train.Training(solver_path, out / 'train', score_every=settings.score_every,
                               val_images=settings.n_val)
     with parallel.one_blas_thread():   # small GEMMs: one BLAS thread is faster, and robust
         training.run(time_limit=settings.time_limit)
@@ -293,11 +290,11 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
         weights = training.snapshot_path('caffemodel')
         pred_dir = out / 'predictions'
         pred_dir.mkdir(parents=True, exist_ok=True)
-        seg = infer.Segmenter(out / 'net' / 'deploy.prototxt', weights)
+        seg = segment.Segmenter(out / 'net' / 'deploy.prototxt', weights)
         val_ids = (data_root / 'val.txt').read_text().split()
         for sample_id in val_ids:
-            infer.segment_file(seg, data_root / 'images' / f"{sample_id}.png", pred_dir,
-                               overlay=True)
+            segment.segment_file(seg, data_root / 'images' / f"{sample_id}.png", pred_dir,
+                                 overlay=True)
     final = training.records[-1]
     summary = {'mean_iu': final.get('mean_iu'), 'pixel_accuracy': final.get('pixel_accuracy'),
                'iter': iters, 'seconds': round(time.monotonic() - start, 1),

@@ -1,17 +1,10 @@
-"""Tests of vis.py: the computed VOC palette, P-mode label images, colorize, overlay."""
-import sys
-from pathlib import Path
-
+"""Tests of fcn/vis.py: the computed VOC palette, P-mode label images, colorize, overlay."""
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as `pytest` from anywhere, not only `python -m pytest`
-    sys.path.insert(0, str(REPO))
-
-import vis  # noqa: E402
-from tests.conftest import require_shared  # noqa: E402
+from fcn import vis
+from tests.conftest import require_shared
 
 
 def shared_dir():

@@ -1,21 +1,17 @@
-"""Tests of labeltools.py: RGB -> index conversion, the convert and check commands."""
+"""Tests of fcn/labels.py (``fcn labels``): RGB -> index conversion, the convert and check
+commands."""
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as `pytest` from anywhere, not only `python -m pytest`
-    sys.path.insert(0, str(REPO))
-
-import labeltools  # noqa: E402
-import vis  # noqa: E402
-from tests.conftest import require_shared  # noqa: E402
-from labeltools import UnknownColourError, rgb_to_index  # noqa: E402
+from fcn import files, vis
+from fcn import labels as labeltools
+from fcn.labels import UnknownColourError, rgb_to_index
+from tests.conftest import require_shared
 
 
 def shared_dir():
@@ -109,7 +105,7 @@ def test_read_index_label(tmp_path):
     np.testing.assert_array_equal(labeltools.read_index_label(tmp_path / 'i.png'),
                                   label.astype(np.int64) * 100)
     with pytest.raises(labeltools.LabelError, match='rgb.png: RGB-coloured label, convert it '
-                                                    'with labeltools.py convert'):
+                                                    'with fcn labels convert'):
         labeltools.read_index_label(tmp_path / 'rgb.png')
 
 
@@ -209,7 +205,7 @@ def test_save_png_atomic_leaves_nothing_on_failure(tmp_path):
 
     (tmp_path / 'x.png').write_bytes(b'old')
     with pytest.raises(OSError, match='disk full'):
-        labeltools.save_png_atomic(Broken(), tmp_path / 'x.png')
+        files.save_png(Broken(), tmp_path / 'x.png')
     assert [p.name for p in tmp_path.iterdir()] == ['x.png']
     assert (tmp_path / 'x.png').read_bytes() == b'old'
 
@@ -252,7 +248,7 @@ def test_check_reports_each_problem(tmp_path, capsys):
         f'{labels / "orphan.png"}: label without an image in {images}',
         f'{images / "nolabel.jpg"}: label missing (expected {labels / "nolabel.png"})',
         f'{labels / "range.png"}: values outside [0, 3) or 255: 3 (2 px), 7 (1 px)',
-        f'{labels / "rgb.png"}: RGB-coloured label, convert it with labeltools.py convert '
+        f'{labels / "rgb.png"}: RGB-coloured label, convert it with fcn labels convert '
         f'(mode RGB)',
         f'{labels / "size.png"}: size 3x2 differs from the image size.jpg (3x4)',
     ]
@@ -319,16 +315,16 @@ def test_check_usage_errors(tmp_path, capsys):
         out, err = capsys.readouterr()
         assert out == ''
         assert err.strip().splitlines()[-1] == message
-        assert err.startswith('usage: labeltools.py check')
+        assert err.startswith('usage: fcn labels check')
 
 
 def test_cli_runs_as_a_script_without_traceback(tmp_path):
     images, labels = make_dataset(tmp_path)
-    r = subprocess.run([sys.executable, str(REPO / 'labeltools.py'), 'check', '--images',
+    r = subprocess.run([sys.executable, '-m', 'fcn', 'labels', 'check', '--images',
                         str(images), '--labels', str(labels), '--classes', '3'],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 1 and 'RGB-coloured label' in r.stdout
-    r = subprocess.run([sys.executable, str(REPO / 'labeltools.py')],
+    r = subprocess.run([sys.executable, '-m', 'fcn', 'labels'],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     assert r.stderr.splitlines()[-1] == 'error: the following arguments are required: COMMAND'

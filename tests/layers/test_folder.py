@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import caffe
+from fcn.backend import caffe
 
 MEAN = (104.00699, 116.66877, 122.67892)
 NET = """layer {{
@@ -138,7 +138,7 @@ def test_rgb_label_is_refused_with_a_pointer_to_the_converter(tmp_path, dataset)
         make_net(tmp_path, params(root, split='train'))
     assert str(bad) in str(err.value)
     assert 'RGB-coloured' in str(err.value)
-    assert 'python labeltools.py convert' in str(err.value)
+    assert 'fcn labels convert' in str(err.value)
 
 
 def test_label_value_out_of_range_names_file_and_value(tmp_path, dataset):
