@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from npcaffe import formats
-from npcaffe.errors import ModelFileError
+from npcaffe.errors import ModelFileError, WeightShapeError
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +214,67 @@ def read_solverstate(path):
                                  f"writes datasets named 0 .. n-1")
         history = [_read_float(group[k], path) for k in names]
     return SolverStateH5(iteration, learned_net, current_step, history)
+
+
+# ------------------------------------------------------------------------------------------
+# a Net's parameters (Caffe's Net::ToHDF5 / CopyTrainedLayersFromHDF5)
+def _param_owned(net):
+    """{(layer index, blob index): True when the parameter owns its data}."""
+    return {key: owner < 0 for key, owner in zip(net._param_layer_indices,
+                                                 net._param_owners)}
+
+def save_net_weights(net, filename, write_diff=False):
+    """Write the parameters as Caffe's HDF5 weights (``data/<layer>/<i>``; ``diff/...``
+    too with ``write_diff``), whatever the file's extension (pycaffe's ``save_hdf5``).
+    Parameters shared from another layer are written only with their owner, as Caffe
+    does."""
+    owned = _param_owned(net)
+    layers = []
+    for li, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
+        layers.append((name, [(blob.data, blob.diff if write_diff else None,
+                               owned.get((li, j), True))
+                              for j, blob in enumerate(layer.blobs)]))
+    write_weights(filename, layers, write_diff)
+
+def load_net_weights(net, filename):
+    """Copy parameters from Caffe's HDF5 weights, matching layers by name (pycaffe's
+    ``load_hdf5``, Caffe's CopyTrainedLayersFromHDF5): source layers absent here are
+    ignored; a source layer may lack only parameters this net shares from another layer.
+    Returns the names of the layers copied.
+
+    Raises WeightShapeError (naming the file and the layer) for a count or shape mismatch.
+    """
+    where = str(filename)
+    owned = _param_owned(net)
+    copied = []
+    for name, source in read_weights(filename):
+        li = net._layer_index.get(name)
+        if li is None:
+            log.info("%s: ignoring source layer %s", where, name)
+            continue
+        target = net.layers[li].blobs
+        if len(source) > len(target) or any(j >= len(target) for j in source):
+            raise WeightShapeError(
+                f"{where}: layer {name!r} has {len(source)} parameter datasets in the "
+                f"weights but {len(target)} parameter blobs in the net; to learn this "
+                f"layer from scratch instead, rename it in the prototxt")
+        for j, dst in enumerate(target):
+            if j not in source:
+                if owned.get((li, j), True):
+                    raise WeightShapeError(
+                        f"{where}: layer {name!r} has no dataset {j} in the weights "
+                        f"(data/{name}/{j}) but the net has {len(target)} parameter "
+                        f"blobs there")
+                continue            # shared in this net: the owner brings the values
+            src = source[j]
+            if tuple(src.shape) != tuple(dst.shape):
+                raise WeightShapeError(
+                    f"{where}: cannot copy parameter {j} of layer {name!r}: its shape is "
+                    f"{' x '.join(map(str, src.shape)) or 'scalar'} in the weights but "
+                    f"{dst.shape} in the net; to learn this layer from scratch instead, "
+                    f"rename it in the prototxt")
+            dst.data[...] = src
+        if target:
+            copied.append(name)
+    log.info("%s: copied parameters of %d layer(s)", where, len(copied))
+    return copied

@@ -7,130 +7,23 @@ like its bottom is computed in place), set every layer up, share parameters by n
 which layers need backward (pruning what does not reach a loss; ``force_backward``), and
 collect the net's outputs (blobs no layer consumes, in name order as Caffe's std::set).
 """
-import itertools
 import logging
 import os
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
-from npcaffe import formats, hdf5
+from npcaffe import batching, formats, hdf5
 from npcaffe.arraymod import xp
 from npcaffe.blob import Blob
 from npcaffe.errors import prefix_message, CaffeError, NetError, WeightShapeError
 from npcaffe.layers import create_layer
 from npcaffe.layers.base import TEST, TRAIN
+from npcaffe.net_param import filter_net, insert_splits, load_net_param
 from npcaffe.proto import caffe_pb2
-from npcaffe.upgrade import upgrade_net
 
 log = logging.getLogger(__name__)
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
-
-
-# ------------------------------------------------------------------------------------------
-# building blocks of Init
-def load_net_param(source):
-    """A NetParameter from a prototxt path or a NetParameter; upgraded to the V2 format."""
-    if isinstance(source, caffe_pb2.NetParameter):
-        param = caffe_pb2.NetParameter()
-        param.CopyFrom(source)
-        where = f"net {param.name!r}" if param.name else 'net'
-    else:
-        where = str(source)
-        param = formats.read_text(source, caffe_pb2.NetParameter())
-    return upgrade_net(param, where), where
-
-
-def state_meets_rule(state, rule):
-    """Caffe's StateMeetsRule: does the NetState satisfy the NetStateRule?"""
-    if rule.HasField('phase') and rule.phase != state.phase:
-        return False
-    if rule.HasField('min_level') and state.level < rule.min_level:
-        return False
-    if rule.HasField('max_level') and state.level > rule.max_level:
-        return False
-    stages = set(state.stage)
-    if any(s not in stages for s in rule.stage):
-        return False
-    return not any(s in stages for s in rule.not_stage)
-
-
-def filter_net(param, state, where='net'):
-    """A copy of ``param`` holding only the layers whose rules the state meets."""
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(param)
-    out.ClearField('layer')
-    for layer in param.layer:
-        if layer.include and layer.exclude:
-            raise NetError(f"{where}: layer {layer.name!r} specifies both include and exclude "
-                           f"rules; use one of them")
-        if layer.include:
-            keep = any(state_meets_rule(state, r) for r in layer.include)
-        else:
-            keep = not any(state_meets_rule(state, r) for r in layer.exclude)
-        if keep:
-            out.layer.add().CopyFrom(layer)
-    return out
-
-
-def split_layer_name(layer_name, blob_name, top_index):
-    return f"{blob_name}_{layer_name}_{top_index}_split"
-
-
-def split_blob_name(layer_name, blob_name, top_index, split_index):
-    return f"{blob_name}_{layer_name}_{top_index}_split_{split_index}"
-
-
-def insert_splits(param):
-    """Caffe's InsertSplits: a Split layer after every top read by more than one bottom (an
-    explicit non-zero loss_weight on the top counts as one more reader)."""
-    last_producer = {}            # blob name -> (layer index, top index)
-    readers = {}                  # (layer, top) -> number of readers
-    loss_weights = {}             # (layer, top) -> explicit loss weight
-    reader_of = {}                # (layer, bottom index) -> (layer, top) it reads
-    for i, layer in enumerate(param.layer):
-        for j, name in enumerate(layer.bottom):
-            if name not in last_producer:
-                continue  # reported by Net when it connects the bottoms
-            src = last_producer[name]
-            reader_of[(i, j)] = src
-            readers[src] = readers.get(src, 0) + 1
-        for j, name in enumerate(layer.top):
-            last_producer[name] = (i, j)
-        for j, weight in enumerate(layer.loss_weight[:len(layer.top)]):
-            src = last_producer[layer.top[j]]
-            loss_weights[src] = weight
-            if weight:
-                readers[src] = readers.get(src, 0) + 1
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(param)
-    out.ClearField('layer')
-    next_split = {}               # (layer, top) -> next split top index to hand out
-    for i, layer in enumerate(param.layer):
-        new = out.layer.add()
-        new.CopyFrom(layer)
-        for j in range(len(layer.bottom)):
-            src = reader_of.get((i, j))
-            if src is not None and readers[src] > 1:
-                producer = param.layer[src[0]]
-                k = next_split.get(src, 0)
-                new.bottom[j] = split_blob_name(producer.name, producer.top[src[1]], src[1], k)
-                next_split[src] = k + 1
-        for j, name in enumerate(layer.top):
-            count = readers.get((i, j), 0)
-            if count <= 1:
-                continue
-            weight = loss_weights.get((i, j), 0)
-            split = out.layer.add(name=split_layer_name(layer.name, name, j), type='Split')
-            split.bottom.append(name)
-            for k in range(count):
-                split.top.append(split_blob_name(layer.name, name, j, k))
-                if weight:
-                    split.loss_weight.append(weight if k == 0 else 0)
-            if weight:
-                new.ClearField('loss_weight')
-                next_split[(i, j)] = 1
-    return out
 
 
 def _ensure_python_layer_path():
@@ -562,169 +455,32 @@ class Net:
                                            f"shape {src.shape} there but {dst.shape} here")
                 dst.share_data(src)
 
-    # -- HDF5 weights (Caffe's Net::ToHDF5 / CopyTrainedLayersFromHDF5) ----------------------
-    def _param_owned(self):
-        """{(layer index, blob index): True when the parameter owns its data}."""
-        return {key: owner < 0 for key, owner in zip(self._param_layer_indices,
-                                                     self._param_owners)}
-
+    # -- HDF5 weights (npcaffe.hdf5) ----------------------------------------------------------
     def save_hdf5(self, filename, write_diff=False):
         """Write the parameters as Caffe's HDF5 weights (``data/<layer>/<i>``; ``diff/...``
-        too with ``write_diff``), whatever the file's extension (pycaffe's ``save_hdf5``).
-        Parameters shared from another layer are written only with their owner, as Caffe
-        does."""
-        owned = self._param_owned()
-        layers = []
-        for li, (name, layer) in enumerate(zip(self._layer_names, self.layers)):
-            layers.append((name, [(blob.data, blob.diff if write_diff else None,
-                                   owned.get((li, j), True))
-                                  for j, blob in enumerate(layer.blobs)]))
-        hdf5.write_weights(filename, layers, write_diff)
+        too with ``write_diff``), whatever the file's extension (pycaffe's ``save_hdf5``)."""
+        hdf5.save_net_weights(self, filename, write_diff)
 
     def load_hdf5(self, filename):
         """Copy parameters from Caffe's HDF5 weights, matching layers by name (pycaffe's
-        ``load_hdf5``, Caffe's CopyTrainedLayersFromHDF5): source layers absent here are
-        ignored; a source layer may lack only parameters this net shares from another layer.
-        Returns the names of the layers copied.
+        ``load_hdf5``); returns the names of the layers copied."""
+        return hdf5.load_net_weights(self, filename)
 
-        Raises WeightShapeError (naming the file and the layer) for a count or shape mismatch.
-        """
-        where = str(filename)
-        owned = self._param_owned()
-        copied = []
-        for name, source in hdf5.read_weights(filename):
-            li = self._layer_index.get(name)
-            if li is None:
-                log.info("%s: ignoring source layer %s", where, name)
-                continue
-            target = self.layers[li].blobs
-            if len(source) > len(target) or any(j >= len(target) for j in source):
-                raise WeightShapeError(
-                    f"{where}: layer {name!r} has {len(source)} parameter datasets in the "
-                    f"weights but {len(target)} parameter blobs in the net; to learn this "
-                    f"layer from scratch instead, rename it in the prototxt")
-            for j, dst in enumerate(target):
-                if j not in source:
-                    if owned.get((li, j), True):
-                        raise WeightShapeError(
-                            f"{where}: layer {name!r} has no dataset {j} in the weights "
-                            f"(data/{name}/{j}) but the net has {len(target)} parameter "
-                            f"blobs there")
-                    continue            # shared in this net: the owner brings the values
-                src = source[j]
-                if tuple(src.shape) != tuple(dst.shape):
-                    raise WeightShapeError(
-                        f"{where}: cannot copy parameter {j} of layer {name!r}: its shape is "
-                        f"{' x '.join(map(str, src.shape)) or 'scalar'} in the weights but "
-                        f"{dst.shape} in the net; to learn this layer from scratch instead, "
-                        f"rename it in the prototxt")
-                dst.data[...] = src
-            if target:
-                copied.append(name)
-        log.info("%s: copied parameters of %d layer(s)", where, len(copied))
-        return copied
-
-    # -- pycaffe's batching helpers -----------------------------------------------------------
-    def _batch_size(self, names):
-        sizes = {name: self.blobs[name].shape[0] if self.blobs[name].num_axes else None
-                 for name in names}
-        distinct = set(sizes.values())
-        if None in distinct or len(distinct) != 1:
-            raise ValueError(f"blobs {sorted(sizes)} do not share one batch size (first axes "
-                             f"{sizes}); reshape them to the same batch first")
-        return distinct.pop()
-
-    def _batch(self, arrays):
-        """Yield ``{name: batch}`` dicts of the net's batch size from ``arrays`` (``{name:
-        (num, ...) array}``, every one of the same length); the last batch is padded with
-        zeros (pycaffe's ``_Net_batch``)."""
-        arrays = {name: xp.asarray(value) for name, value in arrays.items()}
-        lengths = {name: value.shape[0] if value.ndim else None
-                   for name, value in arrays.items()}
-        if len(set(lengths.values())) != 1 or None in lengths.values():
-            raise ValueError(f"arrays to batch must all have the same length along their "
-                             f"first axis; got {lengths}")
-        num = next(iter(lengths.values()))
-        batch_size = self._batch_size(arrays)
-        for start in range(0, num - num % batch_size, batch_size):
-            yield {name: value[start:start + batch_size] for name, value in arrays.items()}
-        remainder = num % batch_size
-        if remainder:
-            padded = {}
-            for name, value in arrays.items():
-                pad = xp.zeros((batch_size - remainder,) + value.shape[1:], value.dtype)
-                padded[name] = xp.concatenate([value[num - remainder:], pad])
-            yield padded
-
-    @staticmethod
-    def _join(pieces, num, batch_size):
-        """Concatenate per-batch copies along the first axis and drop the padding. A blob
-        without a batch axis (a loss, say) comes back with one entry per batch."""
-        out = {}
-        for name, parts in pieces.items():
-            if parts and all(p.ndim and p.shape[0] == batch_size for p in parts):
-                out[name] = xp.concatenate(parts)[:num]
-            else:
-                out[name] = xp.stack(parts) if parts else xp.zeros((0,))
-        return out
-
+    # -- pycaffe's batching helpers (npcaffe.batching) ----------------------------------------
     def forward_all(self, blobs=None, **kwargs):
-        """Forward inputs of any length in batches of the net's batch size (pycaffe's
-        ``forward_all``): ``kwargs`` are ``{input name: (num, ...) array}``; returns
-        ``{blob name: (num, ...) array}`` for the outputs plus ``blobs``, the padding of the
-        last batch removed."""
-        names = set(self.outputs + list(blobs or []))
-        if not kwargs:
-            return {name: value.copy() for name, value in self.forward(blobs=blobs).items()}
-        unknown = sorted(set(kwargs) - set(self._inputs))
-        if unknown:
-            raise KeyError(f"{unknown} are not inputs of the net; inputs: {self._inputs}")
-        num = len(next(iter(kwargs.values())))
-        batch_size = self._batch_size(kwargs)
-        pieces = {name: [] for name in names}
-        for batch in self._batch(kwargs):
-            for name, value in self.forward(blobs=blobs, **batch).items():
-                pieces[name].append(value.copy())
-        return self._join(pieces, num, batch_size)
+        """Forward inputs of any length in batches (pycaffe's ``forward_all``); see
+        :func:`npcaffe.batching.forward_all`."""
+        return batching.forward_all(self, blobs, **kwargs)
 
     def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
-        """Forward and backward in batches (pycaffe's ``forward_backward_all``): ``kwargs``
-        hold input arrays (for forward) and output diffs (for backward), each ``(num, ...)``;
-        without inputs the net's own data layers feed it, without output diffs the loss
-        weights seed the backward. Returns ``({blob: data}, {blob: diff})`` for the outputs
-        plus ``blobs`` and the inputs plus ``diffs``, the padding of the last batch removed."""
-        unknown = sorted(set(kwargs) - set(self._inputs) - set(self.outputs))
-        if unknown:
-            raise KeyError(f"{unknown} are neither inputs ({self._inputs}) nor outputs "
-                           f"({self.outputs}) of the net")
-        lengths = {k: len(v) for k, v in kwargs.items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"arrays to batch must all have the same length along their "
-                             f"first axis; got {lengths}")
-        inputs = {k: v for k, v in kwargs.items() if k in self._inputs}
-        tops = {k: v for k, v in kwargs.items() if k in self.outputs}
-        all_outs = {name: [] for name in set(self.outputs + list(blobs or []))}
-        all_diffs = {name: [] for name in set(self._inputs + list(diffs or []))}
-        forward_batches = self._batch(inputs) if inputs else iter(())
-        backward_batches = self._batch(tops) if tops else iter(())
-        for fb, bb in itertools.zip_longest(forward_batches, backward_batches, fillvalue={}):
-            for name, value in self.forward(blobs=blobs, **fb).items():
-                all_outs[name].append(value.copy())
-            for name, value in self.backward(diffs=diffs, **bb).items():
-                all_diffs[name].append(value.copy())
-        if not kwargs:
-            return ({k: v[0] for k, v in all_outs.items()},
-                    {k: v[0] for k, v in all_diffs.items()})
-        num = len(next(iter(kwargs.values())))
-        batch_size = self._batch_size(kwargs)
-        return (self._join(all_outs, num, batch_size), self._join(all_diffs, num, batch_size))
+        """Forward and backward in batches (pycaffe's ``forward_backward_all``); see
+        :func:`npcaffe.batching.forward_backward_all`."""
+        return batching.forward_backward_all(self, blobs, diffs, **kwargs)
 
     def backward_all(self, diffs=None, **kwargs):
-        """Backward in batches: the diffs half of :meth:`forward_backward_all`. Each batch is
-        forwarded first (from the input arrays in ``kwargs``, if any) so that its backward
-        sees its own activations; output diffs in ``kwargs`` seed the backward. Returns
-        ``{blob: (num, ...) diff}`` for the inputs plus ``diffs``."""
-        return self.forward_backward_all(diffs=diffs, **kwargs)[1]
+        """Backward in batches (each batch forwarded first); see
+        :func:`npcaffe.batching.backward_all`."""
+        return batching.backward_all(self, diffs, **kwargs)
 
     # -- MemoryData -------------------------------------------------------------------------
     def set_input_arrays(self, data, labels):

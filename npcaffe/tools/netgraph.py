@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import npcaffe
 from npcaffe.errors import CaffeError, NetError
-from npcaffe.net import filter_net, load_net_param
+from npcaffe.net_param import filter_net, load_net_param
 from npcaffe.proto import caffe_pb2
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import pytest
 
 import npcaffe
 from npcaffe.errors import PrototxtError
-from npcaffe.net import load_net_param
+from npcaffe.net_param import load_net_param
 from tests.conftest import require_shared
 
 # prototxt, input size (H, W) to run at, output blob, its expected shape at batch 1,

@@ -1,45 +1,5 @@
-"""Caffe's solvers with pycaffe's interface: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam.
-
-One iteration is Caffe's ``Solver::Step`` body, in Caffe's order::
-
-    clear parameter diffs
-    run the test nets            when test_interval divides iter (at 0: if test_initialization)
-    callbacks' on_start()
-    loss = sum of iter_size forward/backward passes / iter_size   (the diffs accumulate)
-    smooth the loss over the last average_loss iterations; log it when display divides iter
-    callbacks' on_gradients()
-    apply_update():
-        rate = lr_policy(iter); clip the global L2 norm of the diffs to clip_gradients (if >= 0)
-        per learnable parameter (owners only; a shared parameter uses its owner's multipliers):
-            diff /= iter_size                                   (iter_size > 1)
-            diff += weight_decay * decay_mult * w (L2) or * sign(w) (L1)
-            diff = the solver's update value from diff, rate * lr_mult and its history
-        w -= diff for every learnable parameter
-    iter += 1
-    snapshot when snapshot divides iter (or when asked to)
-
-The arithmetic is Caffe's, in the parameters' float type (float32): the rate is computed in
-double and rounded to float32 (Caffe's ``Dtype rate``), ``local_rate = rate * lr_mult`` and
-``local_decay = weight_decay * decay_mult`` are float32 products, and the history is kept in
-float32. For SGD the learning rate is folded into the momentum history (``h = momentum * h +
-local_rate * diff; w -= h``), so a ``.solverstate`` written here restores in BVLC Caffe and one
-written by Caffe continues here exactly.
-
-Where this differs from Caffe on purpose (each to keep a run from being lost):
-
-* a NaN or infinite loss stops training with :class:`TrainingDivergedError` before the update,
-  and a snapshot of non-finite weights is refused, so the last good snapshot stays the newest;
-* snapshots are written to a temporary file and renamed (the caffemodel before the solverstate);
-* settings Caffe only checks when it first uses them (lr_policy, regularization_type, a
-  writable snapshot folder) are checked before training starts;
-* train_net / test_net paths are resolved against the working directory as Caffe does, and
-  then, if absent there, beside the solver file; a solverstate's ``learned_net`` likewise beside
-  the solverstate;
-* SIGINT (Ctrl-C) during ``solve()`` or ``step()`` finishes the current iteration, snapshots
-  (unless snapshot_after_train is false) and stops: ``solve()`` returns, as ``caffe train`` does,
-  and ``step()`` raises KeyboardInterrupt so that a script's own loop stops too. A second
-  Ctrl-C aborts at once (an interrupted snapshot write leaves no file behind).
-"""
+"""The training loop every solver type shares (Caffe's Solver), with pycaffe's interface; the
+update rules are in ``npcaffe.solver.rules``, snapshots in ``npcaffe.solver.snapshot``."""
 import contextlib
 import logging
 import math
@@ -53,130 +13,24 @@ from pathlib import Path
 import numpy as np
 
 import npcaffe
-from npcaffe import formats, hdf5
+from npcaffe import formats
 from npcaffe.arraymod import xp
-from npcaffe.errors import (CaffeError, ModelFileError, PrototxtError, SnapshotError,
-                            TrainingDivergedError)
+from npcaffe.errors import CaffeError, PrototxtError, TrainingDivergedError
 from npcaffe.layers.base import TEST, TRAIN
 from npcaffe.lr_policy import check_policy, learning_rate
 from npcaffe.net import Net
 from npcaffe.proto import caffe_pb2
-from npcaffe.registry import Registry
+from npcaffe.solver import snapshot
+from npcaffe.solver.params import copy_param, describe, read_solver_param, upgrade_solver_param
+from npcaffe.solver.progress import ProgressBar, isatty
+from npcaffe.solver.progress import caffe_number as _g   # numbers as Caffe prints them
 
 log = logging.getLogger(__name__)
-
-_SP = caffe_pb2.SolverParameter
-#: the deprecated solver_type enum -> type name (Caffe's UpgradeSolverType)
-_LEGACY_TYPES = {_SP.SGD: 'SGD', _SP.NESTEROV: 'Nesterov', _SP.ADAGRAD: 'AdaGrad',
-                 _SP.RMSPROP: 'RMSProp', _SP.ADADELTA: 'AdaDelta', _SP.ADAM: 'Adam'}
-_SOLVERS = Registry('solver type')
 
 # requested actions (Caffe's SolverAction)
 _NONE, _SNAPSHOT, _STOP = None, 'snapshot', 'stop'
 
 
-_register = _SOLVERS.register
-
-
-def solver_type_list():
-    """Names of the solver types ``get_solver`` knows (SolverParameter.type)."""
-    return _SOLVERS.names()
-
-
-# ------------------------------------------------------------------------------------------
-# reading the solver prototxt
-def upgrade_solver_param(param, where='solver'):
-    """Caffe's UpgradeSolverAsNeeded: the deprecated ``solver_type`` enum becomes ``type``."""
-    if param.HasField('solver_type'):
-        if param.HasField('type'):
-            raise PrototxtError(f"{where}: the old solver_type field (enum) and the new type "
-                                f"field (string) cannot both be given; keep type")
-        param.type = _LEGACY_TYPES[param.solver_type]
-        param.ClearField('solver_type')
-    return param
-
-
-def read_solver_param(path):
-    """Read a solver prototxt as Caffe's ReadSolverParamsFromTextFileOrDie: upgrade
-    ``solver_type``, and derive ``snapshot_prefix`` from the file name when it is unset (or
-    append the file's stem when it names a folder)."""
-    param = formats.read_text(path, caffe_pb2.SolverParameter())
-    upgrade_solver_param(param, str(path))
-    stem = os.path.splitext(str(path))[0]
-    if not param.HasField('snapshot_prefix'):
-        param.snapshot_prefix = stem
-        log.info("snapshot_prefix was not specified and is set to %s", stem)
-    elif os.path.isdir(param.snapshot_prefix):
-        param.snapshot_prefix = os.path.join(param.snapshot_prefix, os.path.basename(stem))
-        log.info("snapshot_prefix is a directory and is set to %s", param.snapshot_prefix)
-    return param
-
-
-def get_solver(solver_file):
-    """The solver of the ``type`` a solver prototxt names (pycaffe's ``caffe.get_solver``).
-
-    ``solver_file`` may also be a SolverParameter.
-    """
-    if isinstance(solver_file, caffe_pb2.SolverParameter):
-        param = upgrade_solver_param(_copy(solver_file))
-    else:
-        param = read_solver_param(solver_file)
-    cls = _SOLVERS.get(param.type)
-    if cls is None:
-        raise CaffeError(f"{_where(solver_file)}: {_SOLVERS.unknown(param.type)}")
-    return cls(solver_file)
-
-
-def _copy(message):
-    out = type(message)()
-    out.CopyFrom(message)
-    return out
-
-
-def _where(source):
-    return 'solver parameters' if isinstance(source, caffe_pb2.SolverParameter) else str(source)
-
-
-# ------------------------------------------------------------------------------------------
-class _Progress:
-    """A one-line progress bar on a terminal's stderr (iteration, loss, speed, time left)."""
-
-    WIDTH = 30
-
-    def __init__(self, stream, start, stop):
-        self.stream, self.start, self.stop = stream, start, stop
-        self.t0 = self.last = time.monotonic()
-        self.shown = False
-
-    def update(self, iteration, loss, force=False):
-        now = time.monotonic()
-        if not force and now - self.last < 0.2:
-            return
-        self.last = now
-        span = max(self.stop - self.start, 1)
-        done = min(max(iteration - self.start, 0), span)
-        fill = int(self.WIDTH * done / span)
-        speed = done / (now - self.t0) if now > self.t0 else 0.0
-        left = (span - done) / speed if speed > 0 else None
-        if left is None or not math.isfinite(left):
-            eta = '--:--:--'
-        else:
-            minutes, seconds = divmod(int(left), 60)
-            eta = f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
-        self.stream.write(f"\r\x1b[Kiter {iteration}/{self.stop} [{'#' * fill}"
-                          f"{'.' * (self.WIDTH - fill)}] loss {loss:.6g}  {speed:.2f} it/s  "
-                          f"eta {eta}")
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self):
-        if self.shown:
-            self.stream.write('\r\x1b[K')
-            self.stream.flush()
-            self.shown = False
-
-
-# ------------------------------------------------------------------------------------------
 class Solver:
     """The training loop shared by every solver type (Caffe's Solver), pycaffe's interface.
 
@@ -201,9 +55,9 @@ class Solver:
             raise TypeError("Solver is the abstract base; use get_solver(path) or one of "
                             "SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, "
                             "AdaDeltaSolver, AdamSolver")
-        self._where = _where(solver_file)
+        self._where = describe(solver_file)
         if isinstance(solver_file, caffe_pb2.SolverParameter):
-            param = upgrade_solver_param(_copy(solver_file))
+            param = upgrade_solver_param(copy_param(solver_file))
             self._solver_dir = None
         else:
             param = read_solver_param(solver_file)
@@ -452,8 +306,8 @@ class Solver:
         self.smoothed_loss = 0.0
         timer, iterations_last = time.monotonic(), self.iter
         bar = None
-        if self.progress is not False and iters > 0 and _isatty(sys.stderr):
-            bar = _Progress(sys.stderr, start_iter, stop_iter)
+        if self.progress is not False and iters > 0 and isatty(sys.stderr):
+            bar = ProgressBar(sys.stderr, start_iter, stop_iter)
         try:
             while self.iter < stop_iter:
                 self.net.clear_param_diffs()
@@ -666,115 +520,24 @@ class Solver:
     def _compute_update_value(self, i, rate):
         raise NotImplementedError
 
-    # -- snapshots -----------------------------------------------------------------------------
+    # -- snapshots (npcaffe.solver.snapshot) ---------------------------------------------------
     def _snapshot_filename(self, extension):
-        return f"{self._param.snapshot_prefix}_iter_{self.iter}{extension}"
+        return snapshot.filename(self, extension)
 
     def _check_snapshot_writable(self):
-        """Caffe's CheckSnapshotWritePermissions: create and remove a probe file beside where
-        the snapshots will go; SnapshotError naming the folder if that fails."""
-        probe = self._snapshot_filename('.tempfile')
-        folder = os.path.dirname(probe) or '.'
-        try:
-            with open(probe, 'wb'):
-                pass
-            os.remove(probe)
-        except OSError as exc:
-            if not os.path.exists(folder):
-                reason = 'does not exist'
-            elif not os.path.isdir(folder):
-                reason = 'is not a folder'
-            else:
-                reason = f"is not writable ({exc.strerror or exc})"
-            raise SnapshotError(f"{self._where}: cannot write snapshots: the folder "
-                                f"{os.path.abspath(folder)} {reason} (snapshot_prefix "
-                                f"{self._param.snapshot_prefix!r}); create the folder or point "
-                                f"snapshot_prefix elsewhere before training") from None
+        snapshot.check_writable(self)
 
     def snapshot(self):
         """Write ``{prefix}_iter_{iter}.caffemodel`` and then ``.solverstate`` (each to a
         temporary name, renamed into place); with ``snapshot_format: HDF5``,
         ``.caffemodel.h5`` and ``.solverstate.h5`` in Caffe's HDF5 layout (see
         :mod:`npcaffe.hdf5`). Returns the solver state's path."""
-        p = self._param
-        for blob, name in zip(self._params, self._param_names):
-            if not xp.isfinite(blob.data).all():
-                message = (f"iteration {self.iter}: parameter {name} holds NaN or infinite "
-                           f"values, so no snapshot is written (the last good one, "
-                           f"{self._last_snapshot or 'none in this run'}, stays the newest); "
-                           f"the learning rate is probably too high for the loss")
-                log.error(message)
-                raise TrainingDivergedError(message)
-        as_hdf5 = p.snapshot_format == _SP.HDF5
-        model = self._snapshot_filename('.caffemodel.h5' if as_hdf5 else '.caffemodel')
-        state_file = self._snapshot_filename('.solverstate.h5' if as_hdf5 else '.solverstate')
-        try:
-            if as_hdf5:
-                log.info("Snapshotting to HDF5 file %s", model)
-                self.net.save_hdf5(model, write_diff=p.snapshot_diff)
-                log.info("Snapshotting solver state to HDF5 file %s", state_file)
-                hdf5.write_solverstate(state_file, self.iter, model, self.current_step,
-                                       self.history)
-            else:
-                log.info("Snapshotting to binary proto file %s", model)
-                self.net.save(model, write_diff=p.snapshot_diff)
-                log.info("Snapshotting solver state to binary proto file %s", state_file)
-                state = caffe_pb2.SolverState(iter=self.iter, learned_net=model,
-                                              current_step=self.current_step)
-                formats.write_solverstate(state_file, state, self.history)
-        except OSError as exc:
-            raise SnapshotError(f"snapshot at iteration {self.iter} failed: {exc}") from exc
-        self._last_snapshot = state_file
-        return state_file
+        return snapshot.write(self)
 
     def restore(self, state_file):
-        """Continue from a ``.solverstate`` or ``.solverstate.h5`` (Caffe's or ours; a name
-        ending in ``.h5`` is read as HDF5, as Caffe's Solver::Restore decides): iteration,
-        current_step, history and the weights of its ``learned_net`` (looked up as written,
-        i.e. relative to the working directory as Caffe does, then beside the state file)."""
-        state_file = str(state_file)
-        if state_file.endswith(('.caffemodel', '.caffemodel.h5')):
-            raise CaffeError(f"{state_file}: restore() takes a .solverstate; to start from "
-                             f"weights only, use solver.net.copy_from({state_file!r})")
-        if state_file.endswith('.h5'):
-            saved = hdf5.read_solverstate(state_file)
-            state = caffe_pb2.SolverState(iter=saved.iter, learned_net=saved.learned_net,
-                                          current_step=saved.current_step)
-            history = [formats.BlobData(array) for array in saved.history]
-        else:
-            state, history = formats.read_solverstate(state_file)
-        if len(history) != len(self.history):
-            raise ModelFileError(
-                f"{state_file}: holds {len(history)} history blobs but this {self.type} solver "
-                f"keeps {len(self.history)} ({self.history_per_param} per learnable parameter "
-                f"of {len(self._params)}); was it written by another solver type or net?")
-        arrays = []
-        for k, (saved, mine) in enumerate(zip(history, self.history)):
-            if saved.data.size != mine.size:
-                name = self._param_names[k % len(self._params)]
-                raise ModelFileError(f"{state_file}: history blob {k} ({name}) has shape "
-                                     f"{saved.shape}, the parameter {mine.shape}")
-            arrays.append(saved.data.reshape(mine.shape))
-        if state.learned_net:
-            self.net.copy_from(self._find_learned_net(state.learned_net, state_file))
-        for mine, saved in zip(self.history, arrays):
-            mine[...] = saved
-        self.iter = state.iter
-        self.current_step = state.current_step
-        log.info("Restored solver state from %s: iteration %d", state_file, self.iter)
-
-    @staticmethod
-    def _find_learned_net(learned_net, state_file):
-        folder = Path(state_file).parent
-        for candidate in (Path(learned_net), folder / learned_net,
-                          folder / Path(learned_net).name):
-            if candidate.is_file():
-                if candidate != Path(learned_net):
-                    log.info("%s: learned_net %s found as %s", state_file, learned_net,
-                             candidate)
-                return str(candidate)
-        raise ModelFileError(f"{state_file}: its weights file (learned_net) {learned_net!r} is "
-                             f"neither at that path nor beside the solverstate ({folder})")
+        """Continue from a ``.solverstate`` or ``.solverstate.h5`` (Caffe's or ours): iteration,
+        current_step, history and the weights of its ``learned_net``."""
+        snapshot.restore(self, state_file)
 
     def share_weights(self, net):
         """pycaffe: make ``net`` share the train net's parameters (by layer name)."""
@@ -811,163 +574,3 @@ class Solver:
 
     def __repr__(self):
         return f"<npcaffe.{type(self).__name__} at iteration {self.iter}>"
-
-
-def _g(value):
-    """A number as C++'s ostream prints it (6 significant digits)."""
-    return f"{float(value):.6g}"
-
-
-def _isatty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-# ------------------------------------------------------------------------------------------
-# the update rules (Caffe's ComputeUpdateValue, CPU branch)
-@_register('SGD')
-class SGDSolver(Solver):
-    """Momentum SGD: ``h = momentum * h + local_rate * diff; w -= h``."""
-
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
-        tmp = self._temp(blob)
-        d = blob.diff
-        xp.multiply(d, self._local_rate(i, rate), out=tmp)
-        h *= f(self._param.momentum)
-        h += tmp
-        d[...] = h
-
-
-@_register('Nesterov')
-class NesterovSolver(Solver):
-    """Nesterov momentum: ``h' = momentum * h + local_rate * diff;
-    update = (1 + momentum) * h' - momentum * h``."""
-
-    scratch_arrays = 2
-
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
-        momentum = f(self._param.momentum)
-        tmp, update = self._temp(blob, 0), self._temp(blob, 1)
-        d = blob.diff
-        update[...] = h                               # h before this step
-        xp.multiply(d, self._local_rate(i, rate), out=tmp)
-        h *= momentum
-        h += tmp
-        update *= -momentum
-        xp.multiply(h, f(1) + momentum, out=tmp)
-        update += tmp
-        d[...] = update
-
-
-@_register('AdaGrad')
-class AdaGradSolver(Solver):
-    """``h += diff^2; update = local_rate * diff / (sqrt(h) + delta)``."""
-
-    def _check_solver_param(self):
-        if self._param.momentum != 0:
-            raise CaffeError(f"{self._where}: momentum cannot be used with AdaGrad "
-                             f"(got {self._param.momentum}); remove it")
-
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        tmp = self._temp(blob)
-        d = blob.diff
-        xp.multiply(d, d, out=tmp)
-        h += tmp
-        self._divide_by_root(i, h, tmp, rate)
-
-
-@_register('RMSProp')
-class RMSPropSolver(Solver):
-    """``h = rms_decay * h + (1 - rms_decay) * diff^2;
-    update = local_rate * diff / (sqrt(h) + delta)``."""
-
-    def _check_solver_param(self):
-        p = self._param
-        if p.momentum != 0:
-            raise CaffeError(f"{self._where}: momentum cannot be used with RMSProp "
-                             f"(got {p.momentum}); remove it")
-        if not 0 <= p.rms_decay < 1:
-            raise CaffeError(f"{self._where}: rms_decay should lie in [0, 1), got "
-                             f"{p.rms_decay}")
-
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
-        decay = f(self._param.rms_decay)
-        tmp = self._temp(blob)
-        d = blob.diff
-        xp.multiply(d, d, out=tmp)
-        tmp *= f(1) - decay
-        h *= decay
-        h += tmp
-        self._divide_by_root(i, h, tmp, rate)
-
-
-@_register('AdaDelta')
-class AdaDeltaSolver(Solver):
-    """Two histories, of squared gradients g and squared updates u (both decayed by
-    momentum): ``g = m g + (1-m) diff^2; diff *= sqrt((u + delta) / (g + delta));
-    u = m u + (1-m) diff^2; update = local_rate * diff``."""
-
-    history_per_param = 2
-    scratch_arrays = 2
-
-    def _compute_update_value(self, i, rate):
-        blob = self._params[i]
-        g, u = self.history[i], self.history[len(self._params) + i]
-        f = blob.dtype.type
-        m = f(self._param.momentum)
-        delta = f(self._param.delta)
-        update, temp = self._temp(blob, 0), self._temp(blob, 1)
-        d = blob.diff
-        xp.multiply(d, d, out=update)
-        update *= f(1) - m
-        g *= m
-        g += update
-        xp.add(u, delta, out=update)
-        xp.add(g, delta, out=temp)
-        xp.divide(update, temp, out=update)
-        xp.sqrt(update, out=update)
-        d *= update
-        xp.multiply(d, d, out=update)
-        update *= f(1) - m
-        u *= m
-        u += update
-        d *= self._local_rate(i, rate)
-
-
-@_register('Adam')
-class AdamSolver(Solver):
-    """``m = b1 m + (1-b1) diff; v = b2 v + (1-b2) diff^2;
-    update = local_rate * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + delta)``, t = iter + 1,
-    b1 = momentum, b2 = momentum2."""
-
-    history_per_param = 2
-
-    def _compute_update_value(self, i, rate):
-        blob = self._params[i]
-        m, v = self.history[i], self.history[len(self._params) + i]
-        f = blob.dtype.type
-        b1, b2 = f(self._param.momentum), f(self._param.momentum2)
-        t = self.iter + 1
-        correction = f(math.sqrt(1.0 - float(b2) ** t) / (1.0 - float(b1) ** t))
-        tmp = self._temp(blob)
-        d = blob.diff
-        xp.multiply(d, f(1) - b1, out=tmp)
-        m *= b1
-        m += tmp
-        xp.multiply(d, d, out=tmp)
-        tmp *= f(1) - b2
-        v *= b2
-        v += tmp
-        xp.sqrt(v, out=tmp)
-        tmp += f(self._param.delta)
-        xp.divide(m, tmp, out=tmp)
-        xp.multiply(tmp, self._local_rate(i, rate) * correction, out=d)
