@@ -113,14 +113,21 @@ def atomic_write(path, mode='wb'):
 # ------------------------------------------------------------------------------------------
 # wire format scanning
 class _Truncated(Exception):
-    pass
+    """The buffer ends inside a field: args (where the field starts, the end it needs)."""
+
+    def describe(self, size):
+        start, needed = self.args
+        return (f"the file is {size} bytes and decoding stopped at byte {start}, inside a "
+                f"field that runs to byte {needed}: the file was cut off (an incomplete "
+                f"download or copy?)")
 
 
 def _varint(buf, pos, end):
     result = shift = 0
+    start = pos
     while True:
         if pos >= end:
-            raise _Truncated(pos)
+            raise _Truncated(start, pos + 1)
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
@@ -154,7 +161,7 @@ def _fields(buf, start, end):
         else:
             raise ValueError(f"wire type {wire} (field {number}) at byte {field_start}")
         if pos > end:
-            raise _Truncated(pos)
+            raise _Truncated(field_start, pos)
         yield number, wire, field_start, pos, vstart
 
 
@@ -320,8 +327,7 @@ def _split_message(buf, blob_fields, path, what):
             else:
                 rest.append(bytes(buf[fstart:fend]))
     except _Truncated as exc:
-        raise _not_protobuf(path, what, buf, f"it ends inside a field at byte {exc.args[0]}") \
-            from None
+        raise _not_protobuf(path, what, buf, exc.describe(len(buf))) from None
     except ValueError as exc:
         raise _not_protobuf(path, what, buf, str(exc)) from None
     return b''.join(rest), spans
@@ -357,7 +363,7 @@ def read_caffemodel(path):
                 container.add().CopyFrom(layer)
                 target.append(layer_blobs)
     except (pb_message.DecodeError, ValueError, _Truncated) as exc:
-        detail = f"byte {exc.args[0]}" if isinstance(exc, _Truncated) else str(exc)
+        detail = exc.describe(len(buf)) if isinstance(exc, _Truncated) else str(exc)
         raise _not_protobuf(path, 'caffemodel', buf, detail) from None
     for layer, layer_blobs in zip(net.layers, v1_blobs):
         if layer.HasField('layer') and not layer_blobs:   # V0 weights inside V1
@@ -401,7 +407,8 @@ def read_solverstate(path):
         state = caffe_pb2.SolverState.FromString(rest)
         history = [_decode_blob(buf, s, e) for s, e in spans[SOLVERSTATE_HISTORY]]
     except (pb_message.DecodeError, ValueError, _Truncated) as exc:
-        raise _not_protobuf(path, 'solverstate', buf, str(exc)) from None
+        detail = exc.describe(len(buf)) if isinstance(exc, _Truncated) else str(exc)
+        raise _not_protobuf(path, 'solverstate', buf, detail) from None
     if not state.HasField('iter') and not history:
         raise _not_protobuf(path, 'solverstate', buf, 'it holds no iteration or history')
     return state, history

@@ -1,5 +1,6 @@
 """Prototxt and binary caffemodel/solverstate reading and writing."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -144,3 +145,26 @@ def test_written_files_get_the_mode_open_would_give(tmp_path):
         assert (tmp_path / 'a.prototxt').stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(mask)
+
+
+@pytest.mark.parametrize('reader', ['read_caffemodel', 'read_solverstate'])
+def test_a_truncated_file_names_its_size_and_where_decoding_stopped(tmp_path, reader):
+    """Every byte offset in the message lies inside the file: its size, and where the cut-off
+    field starts (not the end the field would need, which is past the end of the file)."""
+    net, blobs = _sample_model()
+    good = tmp_path / 'good'
+    if reader == 'read_caffemodel':
+        formats.write_caffemodel(good, net, blobs)
+    else:
+        formats.write_solverstate(good, caffe_pb2.SolverState(iter=3),
+                                  [arr for arr, _ in blobs[0]])
+    raw = good.read_bytes()
+    cut = tmp_path / 'cut'
+    cut.write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(ModelFileError) as err:
+        getattr(formats, reader)(cut)
+    message = str(err.value)
+    assert f"the file is {len(raw) // 2} bytes" in message, message
+    stopped = int(re.search(r'decoding stopped at byte (\d+)', message).group(1))
+    assert stopped < len(raw) // 2
+    assert 'cut off' in message
