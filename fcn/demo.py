@@ -30,6 +30,7 @@ demo (``npcaffe.parallel.one_blas_thread``): its matrices are small.
 """
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -231,7 +232,7 @@ def make_nets(data_root, net_dir, settings=DEFAULTS, seed=0):
         s.momentum2 = settings.momentum2
     s.weight_decay = settings.weight_decay
     s.max_iter = settings.max_iter
-    s.snapshot = 0                        # solve.Training snapshots at the end
+    s.snapshot = settings.score_every     # resumable after a kill, not only after a Ctrl-C
     s.test_interval = settings.max_iter + 1   # solve.Training scores the val net itself
     s.test_initialization = False
     s.display = 0
@@ -244,34 +245,33 @@ def make_nets(data_root, net_dir, settings=DEFAULTS, seed=0):
 
 # ------------------------------------------------------------------------------------------
 # the whole job
-
-
-
-def _clear_previous(train_dir):
-    """Remove the files of an earlier demo run in ``train_dir`` (scores are appended)."""
-    for pattern in ('snapshot_iter_*.caffemodel', 'snapshot_iter_*.solverstate',
-                    'scores.jsonl', 'curve.png'):
-        for path in Path(train_dir).glob(pattern):
-            path.unlink()
-
-
-def run(out, seed=0, max_iter=None, settings=DEFAULTS):
+def run(out, seed=0, max_iter=None, settings=DEFAULTS, resume=None, overwrite=False):
     """Make the dataset, the nets and the solver under ``out``, train, segment the val images.
 
-    Layout: ``out/data`` (dataset), ``out/net`` (prototxts), ``out/train`` (snapshot,
-    scores.jsonl, curve.png), ``out/predictions`` (val label PNGs and overlays),
-    ``out/summary.json`` (final mean IU, iterations, seconds). Prints ``mean IU`` on val every
-    ``settings.score_every`` iterations. ``max_iter`` replaces ``settings.max_iter``. Returns 0.
-    """
+    Layout: ``out/data`` (dataset), ``out/net`` (prototxts), ``out/train`` (snapshots every
+    ``settings.score_every`` iterations, scores.jsonl, losses.jsonl, curve.png),
+    ``out/predictions`` (val label PNGs and overlays), ``out/summary.json`` (final mean IU,
+    iterations, seconds). Prints ``mean IU`` on val every ``settings.score_every`` iterations.
+    ``max_iter`` replaces ``settings.max_iter``.
 
+    An ``out`` that holds an earlier run is refused unless ``resume`` (a solverstate of it, to
+    continue from; the same seed makes the same dataset) or ``overwrite`` (its files are
+    written over by name; none is deleted). Returns the exit status: 0, or 130 / 143 when a
+    SIGINT / SIGTERM stopped training (after a snapshot; the predictions are then not made).
+    """
     out = Path(out)
     start = time.monotonic()
+    print(f"demo: a generated segmentation set and a slim FCN-8s trained from scratch "
+          f"-> {out}", flush=True)
     if max_iter is not None:
         settings = replace(settings, max_iter=max_iter,
                            score_every=min(settings.score_every, max_iter))
     if settings.max_iter < 1 or settings.score_every < 1:
         raise ValueError(f"the demo needs at least one iteration (max_iter "
                          f"{settings.max_iter}, score_every {settings.score_every})")
+    if resume is not None and not Path(resume).is_file():
+        raise ValueError(f"--resume {resume}: no such solverstate")
+    train.check_out_dir(out, resuming=resume is not None, overwrite=overwrite)
     data_root = make_dataset(out / 'data', seed=seed, n_train=settings.n_train,
                              n_val=settings.n_val, size=settings.size)
     print(f"dataset: {settings.n_train} train + {settings.n_val} val images of "
@@ -281,13 +281,17 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
     print(f"net: FCN-8s at width {settings.width:g} from scratch, {settings.solver_type} "
           f"lr {settings.base_lr:g} ({settings.lr_policy}), {settings.max_iter} iterations "
           f"-> {out / 'net'}", flush=True)
-    _clear_previous(out / 'train')
     training = train.Training(solver_path, out / 'train', score_every=settings.score_every,
-                              val_images=settings.n_val)
+                              val_images=settings.n_val, resume=resume, overwrite=overwrite)
     with parallel.one_blas_thread():   # small GEMMs: one BLAS thread is faster, and robust
-        training.run(time_limit=settings.time_limit)
+        finished = training.run(time_limit=settings.time_limit)
         iters = training.solver.iter
         weights = training.snapshot_path('caffemodel')
+        if not finished:
+            print(f"stopped by {training.stopped_by} at iteration {iters} (snapshot taken); "
+                  f"continue with:\n  fcn demo --out {out} --seed {seed} --resume "
+                  f"{training.snapshot_path('solverstate')}", file=sys.stderr, flush=True)
+            return train.STOP_STATUS.get(training.stopped_by, 1)
         pred_dir = out / 'predictions'
         pred_dir.mkdir(parents=True, exist_ok=True)
         seg = segment.Segmenter(out / 'net' / 'deploy.prototxt', weights)
@@ -295,14 +299,15 @@ def run(out, seed=0, max_iter=None, settings=DEFAULTS):
         for sample_id in val_ids:
             segment.segment_file(seg, data_root / 'images' / f"{sample_id}.png", pred_dir,
                                  overlay=True)
-    final = training.records[-1]
+    final = training.last_score or {}
     summary = {'mean_iu': final.get('mean_iu'), 'pixel_accuracy': final.get('pixel_accuracy'),
-               'iter': iters, 'seconds': round(time.monotonic() - start, 1),
-               'weights': str(weights)}
+               'scored_at': final.get('iter'), 'iter': iters,
+               'seconds': round(time.monotonic() - start, 1), 'weights': str(weights)}
     with atomic_write(out / 'summary.json', 'w') as f:
         json.dump(summary, f, indent=2)
-    print(f"done in {summary['seconds']:.0f} s: val mean IU {summary['mean_iu']:.3f} after "
-          f"{iters} iterations\n"
+    score = (f"val mean IU {summary['mean_iu']:.3f} at iteration {summary['scored_at']}"
+             if final else "no val score")
+    print(f"done in {summary['seconds']:.0f} s: {score}, trained to iteration {iters}\n"
           f"  dataset      {data_root}\n"
           f"  nets         {out / 'net'} (deploy.prototxt for infer.py)\n"
           f"  weights      {weights}\n"

@@ -10,13 +10,15 @@ Any input size works (FCN's conv1 pad and crop layers line the output up with th
 Images are preprocessed as the data layers do it: RGB → BGR, float32, mean subtracted,
 channels first. Greyscale, RGBA, palette, CMYK and 16-bit images are converted to RGB.
 """
+import contextlib
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from fcn import backend, vis
+from fcn import backend, surgery, vis
 from fcn.files import atomic_write, save_image, save_png
 from npcaffe.cli import runner
 
@@ -54,15 +56,52 @@ def preprocess(rgb, mean=VOC_MEAN):
     return bgr.transpose(2, 0, 1)[None]          # (1, 3, H, W)
 
 
-def load_image(path):
-    """RGB uint8 array of the image file at ``path``; ValueError naming it when unreadable."""
+@contextlib.contextmanager
+def _pixel_limit(limit):
+    """Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) set to ``limit`` while
+    inside (None: no limit)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image_to_rgb(image)
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _target_size(width, height, max_size):
+    """(width, height) scaled so that the longer side is at most ``max_size``."""
+    if not max_size or max(width, height) <= max_size:
+        return width, height
+    factor = max_size / max(width, height)
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def load_image(path, max_size=None):
+    """(RGB uint8 array, (width, height) of the file) of the image at ``path``, downscaled so
+    that its longer side is at most ``max_size`` (when given). ValueError naming the file when
+    it cannot be read.
+
+    With ``max_size`` the image is decoded at a reduced size where the format allows it (JPEG)
+    and Pillow's pixel limit does not apply, since the pixels are never all held at full size;
+    without it an image above Pillow's limit is refused with the size and the way out."""
+    limit = None if max_size else Image.MAX_IMAGE_PIXELS
+    try:
+        with _pixel_limit(limit), Image.open(path) as image:
+            size = image.size
+            target = _target_size(*size, max_size)
+            if target != size:
+                image.draft('RGB', target)         # JPEG: decode at 1/2, 1/4 or 1/8 size
+                image = image.convert('RGB') if image.mode != 'RGB' else image
+                image = image.resize(target, Image.BILINEAR, reducing_gap=2.0)
+            else:
+                image.load()
+            return image_to_rgb(image), size
     except FileNotFoundError:
         raise ValueError(f"{path}: no such image") from None
-    except (OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{path}: {exc}; segment it downscaled with --max-size (e.g. "
+                         f"--max-size 4000), the labels are scaled back to its size") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read the image ({exc})") from None
 
 
@@ -104,6 +143,19 @@ def available_memory():
     return None
 
 
+class UntouchedLayersError(ValueError):
+    """Weights that leave parameter layers of the deploy net at their fillers."""
+
+
+def load_weights(net, weights):
+    """Copy ``weights`` into ``net`` as Caffe does (layers matched by name); return the names of
+    the net's layers with parameters that the file did not reach."""
+    copied = net.copy_from(str(weights))
+    if copied is None:              # BVLC pycaffe reports nothing: read the file's layer names
+        copied = surgery.read_caffemodel_params(weights).params
+    return [name for name in net.params if name not in set(copied)]
+
+
 class Segmenter:
     """A deploy net with its weights, segmenting one image at a time.
 
@@ -112,11 +164,25 @@ class Segmenter:
         weights: caffemodel.
         score_blob: the blob holding class scores (default 'score', else the only output).
         mean: BGR mean subtracted from every image.
+        allow_untouched: segment even when the weights leave layers with parameters at their
+            fillers (otherwise UntouchedLayersError: their zeros make every pixel class 0).
     """
 
-    def __init__(self, deploy, weights, score_blob=None, mean=VOC_MEAN):
+    def __init__(self, deploy, weights, score_blob=None, mean=VOC_MEAN, allow_untouched=False):
         caffe = backend.caffe
-        self.net = caffe.Net(str(deploy), str(weights), caffe.TEST)
+        self.net = caffe.Net(str(deploy), caffe.TEST)
+        untouched = load_weights(self.net, weights)
+        if untouched:
+            shown = ', '.join(untouched[:6]) + (' ...' if len(untouched) > 6 else '')
+            message = (f"{weights} leaves {len(untouched)} of the {len(self.net.params)} layers "
+                       f"with parameters of {deploy} untouched ({shown}): they keep their "
+                       f"fillers (zeros unless the prototxt says otherwise), so the scores are "
+                       f"meaningless, typically every pixel background. Are these the weights "
+                       f"of another net (FCN-8s weights on an FCN-32s deploy name other "
+                       f"layers)? Pass --allow-untouched to segment anyway")
+            if not allow_untouched:
+                raise UntouchedLayersError(message)
+            log.warning(message)
         if not self.net.inputs:
             raise ValueError(f"{deploy}: the net has no input blob (an Input layer named "
                              f"'data' is expected in a deploy prototxt)")
@@ -128,17 +194,23 @@ class Segmenter:
             raise ValueError(f"{deploy}: no blob named {score_blob!r}; outputs: {outputs}")
         self.score_blob = score_blob
         self.mean = mean
-        shape = self.net.blobs[self.input].data.shape
-        self._base_pixels = max(shape[-1] * shape[-2], 1)
-        self._base_bytes = sum(b.data.nbytes for b in self.net.blobs.values())
 
     @property
     def num_classes(self):
         return self.net.blobs[self.score_blob].data.shape[1]
 
+    def memory_needed(self, height, width):
+        """Bytes a forward of a ``height`` x ``width`` image holds: the net's blobs reshaped to
+        that input (the weights are already in memory). Reshaping computes shapes only."""
+        blob = self.net.blobs[self.input]
+        blob.reshape(1, blob.data.shape[1], height, width)
+        self.net.reshape()
+        return sum(int(np.prod(b.data.shape)) * b.data.itemsize
+                   for b in self.net.blobs.values())
+
     def check_memory(self, height, width, name):
         """MemoryError with an estimate when the image will not fit in memory."""
-        need = 2 * self._base_bytes * (height * width) / self._base_pixels
+        need = self.memory_needed(height, width)
         have = available_memory()
         if have is not None and need > have:
             raise MemoryError(f"{name}: a {width}x{height} image needs about "
@@ -163,23 +235,21 @@ class Segmenter:
 
 def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=False):
     """Segment the image at ``path``; write its outputs into ``out_dir``; return the label."""
-    rgb = load_image(path)
-    height, width = rgb.shape[:2]
-    small = rgb
-    if max_size and max(height, width) > max_size:
-        factor = max_size / max(height, width)
-        size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        small = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    small, (width, height) = load_image(path, max_size)
     seg.check_memory(small.shape[0], small.shape[1], path)
     scores = seg.scores(small)
     label = scores.argmax(axis=0).astype(np.uint8)       # (H, W)
-    if small is not rgb:
-        label = np.asarray(Image.fromarray(label).resize((width, height), Image.NEAREST))
+    if small.shape[:2] != (height, width):
+        with warnings.catch_warnings(), _pixel_limit(None):    # the file's own size
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            label = np.asarray(Image.fromarray(label).resize((width, height), Image.NEAREST))
     pal = vis.palette(max(seg.num_classes, 21))
     stem = Path(path).stem
     save_png(vis.label_to_pil(label, pal), out_dir / f"{stem}.png")
     if overlay:
-        blended = Image.fromarray(vis.overlay(rgb, label, palette=pal))
+        if small.shape[:2] != (height, width):        # blend at the size segmented
+            label = scores.argmax(axis=0).astype(np.uint8)
+        blended = Image.fromarray(vis.overlay(small, label, palette=pal))
         save_image(blended, out_dir / f"{stem}_overlay.jpg", 'JPEG', quality=90)
     if save_scores:
         with atomic_write(out_dir / f"{stem}_scores.npy") as f:
@@ -211,21 +281,42 @@ def build_parser():
                         help='BGR mean to subtract (default: the VOC mean of the reference)')
     parser.add_argument('--max-size', type=int, metavar='PIXELS',
                         help='downscale images whose longer side exceeds this, and upscale '
-                             'the labels back')
+                             'the labels back (also lifts Pillow\'s pixel limit)')
+    parser.add_argument('--allow-untouched', action='store_true',
+                        help='segment even when the weights leave layers with parameters at '
+                             'their fillers')
     backend.add_argument(parser)
     return parser
 
 
 def run(args):
+    """Segment every image; one that cannot be read or segmented is reported and skipped, the
+    others are done, and the run then fails (status 1) listing the failures."""
     if args.backend:
         backend.use(args.backend)
+    if args.max_size is not None and args.max_size < 1:
+        raise runner.UsageError(f"--max-size {args.max_size}: give the longer side in pixels")
     paths = collect_images(args.inputs)
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
-    seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean))
-    for path in runner.progress(paths, label='segmenting'):
-        segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores)
+    seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
+                    allow_untouched=args.allow_untouched)
+    failed = []
+    for path in runner.progress(paths, label='segmenting', unit='images'):
+        try:
+            segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores)
+        except (ValueError, MemoryError) as exc:
+            log.error("%s", exc)
+            failed.append((path, exc))
+            continue
         log.info("%s -> %s", path, args.out / f"{Path(path).stem}.png")
-    print(f"segmented {len(paths)} image(s) into {args.out}")
+    done = len(paths) - len(failed)
+    print(f"segmented {done} image(s) into {args.out}")
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(paths)} images could not be segmented: "
+                         + '; '.join(str(exc) for _, exc in failed[:5])
+                         + (' ...' if len(failed) > 5 else ''))
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ from layers.params import (Param, ParamError, boolean, mean_values, non_negative
                            optional, integer, parse_params)
 
 __all__ = ['DataError', 'LABEL_CONVERT_HINT', 'INDEX_LABEL_MODES', 'load_image',
-           'read_label_image', 'read_sbd_label', 'check_label_values', 'check_same_size',
+           'check_label_mode', 'read_label_image', 'read_sbd_label', 'check_label_values', 'check_same_size',
            'read_split', 'PairSource', 'Prefetcher', 'COMMON_PARAMS', 'SegDataLayer']
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,32 @@ def load_image(path, mean):
     return np.ascontiguousarray(bgr.transpose(2, 0, 1))     # (3, H, W)
 
 
+def _label_mode_error(path, mode):
+    """The DataError for a label image of a mode that holds no class numbers (None if fine)."""
+    if mode in INDEX_LABEL_MODES:
+        return None
+    if mode in ('RGB', 'RGBA'):
+        return DataError(f"{path}: the label is an RGB-coloured image (mode {mode}), not an "
+                         f"index image of class numbers; {LABEL_CONVERT_HINT}")
+    return DataError(f"{path}: mode {mode} is not an index label (expected P or L mode PNG of "
+                     f"class numbers)")
+
+
+def check_label_mode(path):
+    """DataError naming ``path`` when the label image is not an index image; reads only the
+    file's header (fast enough to check a whole dataset before training)."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            error = _label_mode_error(path, image.mode)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+    if error is not None:
+        raise error
+
+
 def read_label_image(path):
     """The (H, W) integer array of the index label image at ``path`` (palette indices for P
     mode, grey values for L mode).
@@ -91,12 +117,9 @@ def read_label_image(path):
     """
     image = _open_image(path)
     with image:
-        if image.mode not in INDEX_LABEL_MODES:
-            if image.mode in ('RGB', 'RGBA'):
-                raise DataError(f"{path}: the label is an RGB-coloured image (mode {image.mode}), "
-                                f"not an index image of class numbers; {LABEL_CONVERT_HINT}")
-            raise DataError(f"{path}: mode {image.mode} is not an index label (expected P or L "
-                            f"mode PNG of class numbers)")
+        error = _label_mode_error(path, image.mode)
+        if error is not None:
+            raise error
         label = np.array(image)
     return label.astype(np.uint8) if label.dtype == np.bool_ else label
 
@@ -176,6 +199,12 @@ class PairSource:
 
     def check_label(self, label, label_path):
         """Raise DataError naming ``label_path`` for a label that cannot be used."""
+
+    def check_label_file(self, label_path):
+        """Raise DataError naming ``label_path`` when its header shows it cannot be a label
+        (default: an image that is not an index image; .mat labels are not checked)."""
+        if not str(label_path).lower().endswith('.mat'):
+            check_label_mode(label_path)
 
     def load(self, sample_id):
         """((3, H, W) float32 image, (H, W) integer label) of ``sample_id``."""
@@ -378,6 +407,34 @@ class SegDataLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         """A data layer has no gradient."""
+
+    # -- toolkit hooks (fcn.train) ---------------------------------------------------------------
+    def check_labels(self):
+        """DataError naming the first label file of the split that is not an index image (an
+        RGB-coloured label, say), from the files' headers only: run before training."""
+        for sample_id in dict.fromkeys(self.indices):
+            self.source.check_label_file(self.source.paths(sample_id)[1])
+
+    def get_state(self):
+        """Where the sequence stands between two forwards, as JSON-able data: the samples
+        drawn ahead (the next one first) and the random generator after drawing them."""
+        version, internal, gauss = self._rng.getstate()
+        return {'upcoming': list(self._upcoming), 'rng': [version, list(internal), gauss]}
+
+    def set_state(self, state):
+        """Continue the sequence from a :meth:`get_state` (the same split and seed)."""
+        upcoming = [int(i) for i in state['upcoming']]
+        if not upcoming or not all(0 <= i < len(self.indices) for i in upcoming):
+            raise DataError(f"{type(self).__name__}: the saved data position {upcoming[:3]} "
+                            f"does not fit this split of {len(self.indices)} samples")
+        version, internal, gauss = state['rng']
+        self._rng.setstate((version, tuple(internal), gauss))
+        self._prefetcher.clear()
+        self._current = None
+        self._upcoming = collections.deque(upcoming)
+        self.idx = upcoming[0]
+        for i in upcoming:
+            self._prefetcher.schedule(self.indices[i])
 
     # -- helpers ----------------------------------------------------------------------------
     @property

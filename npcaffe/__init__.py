@@ -12,6 +12,7 @@ from npcaffe.blob import Blob
 from npcaffe.errors import (CaffeError, ModelFileError, NetError, NotSupportedError,
                             PrototxtError, SnapshotError, TrainingDivergedError,
                             UnknownLayerTypeError, WeightShapeError)
+from npcaffe import filler as _filler
 from npcaffe.filler import set_seed as _set_seed
 from npcaffe.layers import layer_type_list
 from npcaffe.layers.base import TEST, TRAIN, Layer
@@ -43,6 +44,17 @@ def set_device(device_id):
 def set_random_seed(seed):
     """Seed the engine's random numbers (fillers, dropout masks)."""
     _set_seed(seed)
+
+
+def get_random_state():
+    """npcaffe only: the state of the engine's random numbers (JSON-able), so that a resumed
+    run draws the same dropout masks as an uninterrupted one."""
+    return _filler.get_state()
+
+
+def set_random_state(state):
+    """npcaffe only: continue the engine's random numbers from :func:`get_random_state`."""
+    _filler.set_state(state)
 
 
 def has_nccl():
@@ -78,4 +90,5 @@ __all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileEr
            'TRAIN', 'TrainingDivergedError', 'UnknownLayerTypeError', 'WeightShapeError',
            'caffe_pb2', 'coord_map', 'get_solver', 'has_nccl', 'io', 'layer_type_list', 'layers',
            'net_spec', 'params', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
-           'set_random_seed', 'solver_type_list', 'to_proto']
+           'set_random_seed', 'get_random_state', 'set_random_state', 'solver_type_list',
+           'to_proto']

@@ -23,6 +23,16 @@ def rng():
     return _rng
 
 
+def get_state():
+    """The engine generator's state (JSON-able), to continue its draws later exactly."""
+    return _rng.bit_generator.state
+
+
+def set_state(state):
+    """Continue the engine generator's draws from :func:`get_state`'s value."""
+    _rng.bit_generator.state = state
+
+
 def _fans(shape):
     """Caffe's fan_in = count / shape[0], fan_out = count / shape[1]."""
     count = math.prod(shape)

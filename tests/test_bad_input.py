@@ -120,8 +120,11 @@ def make_project(tmp_path, **dataset):
 
 
 def solve_args(solver, out, *extra, max_iter=2):
+    """solve.py's arguments for the tiny project; without --weights its all-zero layers (no
+    fillers, as the reference nets) are allowed: these tests are about other things."""
+    fresh = [] if '--weights' in extra or '--resume' in extra else ['--allow-fresh-layers']
     return ['--solver', str(solver), '--out', str(out), '--max-iter', str(max_iter),
-            '--score-every', '1', '--val-images', '2', *extra]
+            '--score-every', '1', '--val-images', '2', *fresh, *extra]
 
 
 def read_params(path):
@@ -306,17 +309,33 @@ def test_weights_of_another_net_say_how_many_layers_matched(tiny, tmp_path, capl
     assert len(warnings) == 2
     assert_names(warnings[0].getMessage(), 'other.caffemodel', 'no layer of the weights matched',
                  f"0 of the net's {n} layers", 'weights of another net')
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        assert infer_main(tiny, tmp_path, weights=tiny['other']) == 0
-    assert 'no layer of the weights matched' in caplog.text
-    caplog.clear()
+    capsys.readouterr()
+    # infer.py and solve.py refuse weights that reach no layer, naming the layers left ...
+    assert infer_main(tiny, tmp_path, weights=tiny['other']) == 1
+    assert_names(error_line(capsys), 'other.caffemodel', f'leaves {n} of the {n} layers',
+                 'untouched', 'every pixel background', '--allow-untouched')
     solver, _ = make_project(tmp_path)
+    assert fcn_train.main(solve_args(solver, tmp_path / 'run', '--weights',
+                                     str(tiny['other']), max_iter=0)) == 1
+    assert_names(error_line(capsys), 'other.caffemodel', 'none of its', '0 of the net',
+                 'weights of another net', '--allow-fresh-layers')
+    # ... unless told to go on, and then they say so loudly
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert fcn_train.main(solve_args(solver, tmp_path / 'run', '--weights',
-                                     str(tiny['other']), max_iter=0)) == 0
-    assert_names(caplog.text, 'NONE of the layers', 'other.caffemodel', '0 of the net',
-                 'weights of another net')
+        assert infer_main(tiny, tmp_path, tiny['other'], None, None, '--allow-untouched') == 0
+        assert fcn_train.main(solve_args(solver, tmp_path / 'run2', '--weights',
+                                         str(tiny['other']), '--allow-fresh-layers',
+                                         max_iter=0)) == 0
+    assert 'untouched' in caplog.text and 'none of its' in caplog.text
+
+
+def test_infer_names_the_layers_a_partial_caffemodel_leaves_untouched(tiny, tmp_path, capsys):
+    """Weights of another variant (FCN-8s weights on an FCN-32s deploy): the layers they do not
+    name keep zeros, so every pixel would be background."""
+    assert infer_main(tiny, tmp_path, weights=tiny['partial']) == 1
+    message = error_line(capsys)
+    n = tiny['layers_with_params']
+    assert f"leaves {n - 1} of the {n} layers" in message and 'untouched' in message
 
 
 # ------------------------------------------------------------------------------------------
@@ -461,7 +480,8 @@ def test_nan_loss_stops_names_the_iteration_and_keeps_the_last_snapshot(tmp_path
     assert_names(line, 'training diverged at iteration 1', 'base_lr',
                  f'the last good snapshot is {out.resolve() / "snapshot_iter_1.solverstate"}')
     assert sorted(p.name for p in out.glob('snapshot_*')) == \
-        ['snapshot_iter_1.caffemodel', 'snapshot_iter_1.solverstate']
+        ['snapshot_iter_1.caffemodel', 'snapshot_iter_1.datastate.json',
+         'snapshot_iter_1.solverstate']
     assert np.isfinite(read_params(out / 'snapshot_iter_1.caffemodel')[('w', 0)]).all()
     # the API: TrainingDivergedError, weights not updated
     s = get_solver(str(solver))
@@ -499,7 +519,11 @@ def test_resume_from_a_truncated_solverstate_is_refused(tmp_path, capsys):
 
 
 
-def test_sigint_snapshots_then_exits(tmp_path):
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_snapshot_then_exit(tmp_path, signum, status):
+    """Ctrl-C and SIGTERM (docker stop, a cluster's preemption) both stop after a snapshot,
+    with the status a shell reports (128 + the signal) and a complete command to continue;
+    that command, without --solver, finds the solver from the run folder and continues."""
     solver, _ = make_project(tmp_path)
     out = tmp_path / 'run'
     proc = subprocess.Popen([sys.executable, str(ROOT / 'solve.py'),
@@ -510,18 +534,28 @@ def test_sigint_snapshots_then_exits(tmp_path):
         scores = out / 'scores.jsonl'
         wait_for(lambda: scores.exists() and scores.read_text().count('\n') >= 2, proc,
                  'two scored iterations')
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr
-    assert 'Traceback' not in stderr and 'interrupted (SIGINT)' in stderr
+    name = signal.Signals(signum).name
+    assert proc.returncode == status, stderr
+    assert 'Traceback' not in stderr and f'interrupted ({name})' in stderr
     states = sorted(out.glob('snapshot_iter_*.solverstate'))
     assert len(states) == 1, stderr
     state, _ = formats.read_solverstate(states[0])
-    assert state.iter >= 2 and f'--resume {states[0]}' in stderr
+    hint = f'python solve.py --solver {solver} --resume {states[0]} --out {out}'
+    assert state.iter >= 2 and hint in stderr, stderr
     assert read_params(out / f'snapshot_iter_{state.iter}.caffemodel')   # whole and readable
+    assert (out / f'snapshot_iter_{state.iter}.datastate.json').is_file()
+    resumed = subprocess.run([sys.executable, str(ROOT / 'solve.py'), '--resume',
+                              str(states[0]), '--max-iter', str(state.iter + 1)],
+                             cwd=tmp_path, env=CHILD_ENV, capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f'resumed from {states[0]} at iteration {state.iter}' in resumed.stdout
+    assert (out / f'snapshot_iter_{state.iter + 1}.solverstate').is_file()
 
 
 # ------------------------------------------------------------------------------------------
@@ -612,7 +646,8 @@ def test_every_output_file_is_written_to_a_temporary_name_and_renamed(tiny, tmp_
     outputs = sorted(str(p) for p in o.rglob('*') if p.is_file())
     expected = {'nets': ['deploy.prototxt', 'solver.prototxt', 'train.prototxt',
                          'val.prototxt'],
-                'solve': ['curve.png', 'run.json', 'scores.jsonl', 'snapshot_iter_2.caffemodel',
+                'solve': ['curve.png', 'losses.jsonl', 'run.json', 'scores.jsonl',
+                          'snapshot_iter_2.caffemodel', 'snapshot_iter_2.datastate.json',
                           'snapshot_iter_2.solverstate', 'solver.prototxt'],
                 'infer': ['img.png', 'img_overlay.jpg', 'img_scores.npy'],
                 'labels': ['x.png']}

@@ -88,13 +88,16 @@ def test_classifier_weights_are_detected_and_transplanted(voc_run, caplog):
     np.testing.assert_allclose(up[0, 0], surgery.upsample_filt(up.shape[-1]))
 
 
-def test_weights_of_another_net_warn_loudly(tmp_path, voc_run, caplog):
+def test_weights_of_another_net_are_refused_unless_allowed(tmp_path, voc_run, caplog):
     work, _ = voc_run
     lenet = require_shared('models', 'lenet_mnist', 'lenet_iter_10000.caffemodel')
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(train.WeightsError, match=r'none of its 4 layers .* matches a layer'):
         train.Training(work / 'net' / 'solver.prototxt', tmp_path / 'r', weights=str(lenet),
                        max_iter=0)
-    assert 'NONE of the layers' in caplog.text
+    with caplog.at_level(logging.WARNING):
+        train.Training(work / 'net' / 'solver.prototxt', tmp_path / 'r2', weights=str(lenet),
+                       max_iter=0, allow_fresh=True)
+    assert 'none of its 4 layers' in caplog.text and '--allow-fresh-layers' in caplog.text
 
 
 def test_solver_paths_resolve_beside_the_solver_and_errors_name_them(tmp_path, voc_run):
@@ -145,6 +148,8 @@ def test_hdf5_snapshots_through_solve_py(voc_run, tmp_path):
         'train_net: "', f'train_net: "{work / "net"}/').replace(
         'test_net: "', f'test_net: "{work / "net"}/') + 'snapshot_format: HDF5\n')
     assert train.main(['--solver', str(solver), '--max-iter', '1', '--score-every', '1',
-                       '--val-images', '1', '--out', str(tmp_path / 'run')]) == 0
+                       '--val-images', '1', '--out', str(tmp_path / 'run'),
+                       '--allow-fresh-layers']) == 0     # the reference rate, no weights
     names = sorted(p.name for p in (tmp_path / 'run').glob('snapshot_iter_*'))
-    assert names == ['snapshot_iter_1.caffemodel.h5', 'snapshot_iter_1.solverstate.h5']
+    assert names == ['snapshot_iter_1.caffemodel.h5', 'snapshot_iter_1.datastate.json',
+                     'snapshot_iter_1.solverstate.h5']

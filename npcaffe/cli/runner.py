@@ -93,26 +93,47 @@ def run(body, parser, argv=None):
     return 0 if status is None else status
 
 
-def progress(iterable, total=None, label='', stream=None):
-    """Yield from ``iterable``, drawing a progress bar on ``stream`` (stderr) when it is a
-    terminal; otherwise just yield."""
+def _eta(seconds):
+    if seconds is None or seconds != seconds or seconds == float('inf'):
+        return '--:--'
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress(iterable, total=None, label='', stream=None, unit='items', every=10.0):
+    """Yield from ``iterable``, showing how far it is on ``stream`` (stderr): a bar with the
+    rate and the time left on a terminal; elsewhere (a log file, a pipe) a plain line at most
+    every ``every`` seconds, and one at the end when any was shown."""
     stream = stream or sys.stderr
-    if not (hasattr(stream, 'isatty') and stream.isatty()):
-        yield from iterable
-        return
+    tty = hasattr(stream, 'isatty') and stream.isatty()
     total = total if total is not None else (len(iterable) if hasattr(iterable, '__len__')
                                              else None)
-    start = time.monotonic()
+    start = last = time.monotonic()
     done = 0
+    shown = False
     for item in iterable:
         yield item
         done += 1
-        rate = done / max(time.monotonic() - start, 1e-9)
-        if total:
-            filled = int(30 * done / total)
-            bar = '#' * filled + '.' * (30 - filled)
-            stream.write(f"\r{label} [{bar}] {done}/{total} {rate:.2f}/s")
-        else:
-            stream.write(f"\r{label} {done} {rate:.2f}/s")
-        stream.flush()
-    stream.write('\n')
+        now = time.monotonic()
+        rate = done / max(now - start, 1e-9)
+        left = (total - done) / rate if total else None
+        if tty:
+            if total:
+                filled = int(30 * done / total)
+                bar = '#' * filled + '.' * (30 - filled)
+                stream.write(f"\r{label} [{bar}] {done}/{total} {rate:.2f}/s "
+                             f"eta {_eta(left)}")
+            else:
+                stream.write(f"\r{label} {done} {rate:.2f}/s")
+            stream.flush()
+            shown = True
+        elif now - last >= every or (shown and done == total):
+            last = now
+            of = f"/{total}" if total else ''
+            stream.write(f"{label}: {done}{of} {unit}, {rate:.2f}/s"
+                         + (f", {_eta(left)} left\n" if total else '\n'))
+            stream.flush()
+            shown = True
+    if tty and shown:
+        stream.write('\n')

@@ -26,6 +26,9 @@ from npcaffe.solver.progress import ProgressBar, isatty
 from npcaffe.solver.progress import caffe_number as _g   # numbers as Caffe prints them
 
 log = logging.getLogger(__name__)
+#: Caffe's display lines (``Iteration N (... iter/s ...), loss = ...``, ``lr = ...``, the train
+#: and test net outputs): a logger of their own, so that a tool can show them alone
+display_log = logging.getLogger('npcaffe.solver.display')
 
 # requested actions (Caffe's SolverAction)
 _NONE, _SNAPSHOT, _STOP = None, 'snapshot', 'stop'
@@ -287,7 +290,7 @@ class Solver:
             if p.display and self.iter % p.display == 0:
                 loss = self.net.forward_prefilled()
                 self._update_smoothed_loss(loss, start_iter, p.average_loss)
-                log.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
+                display_log.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
             if p.test_interval and self.iter % p.test_interval == 0:
                 self.test_all()
         log.info("Optimization Done.")
@@ -337,8 +340,9 @@ class Solver:
                     now = time.monotonic()
                     lapse = now - timer
                     per_s = (self.iter - iterations_last) / (lapse or 1)
-                    log.info("Iteration %d (%s iter/s, %ss/%d iters), loss = %s", self.iter,
-                             _g(per_s), _g(lapse), p.display, _g(self.smoothed_loss))
+                    display_log.info("Iteration %d (%s iter/s, %ss/%d iters), loss = %s",
+                                     self.iter, _g(per_s), _g(lapse), p.display,
+                                     _g(self.smoothed_loss))
                     timer, iterations_last = now, self.iter
                     self._log_outputs()
                 for _, on_gradients in self._callbacks:
@@ -378,7 +382,8 @@ class Solver:
             weight = self._loss_weights.get(name, 0)
             for value in np.asarray(self.net.blobs[name].data, np.float64).reshape(-1):
                 extra = f" (* {_g(weight)} = {_g(weight * value)} loss)" if weight else ''
-                log.info("    Train net output #%d: %s = %s%s", index, name, _g(value), extra)
+                display_log.info("    Train net output #%d: %s = %s%s", index, name, _g(value),
+                                 extra)
                 index += 1
 
     def _diverged(self, loss):
@@ -406,7 +411,7 @@ class Solver:
         """Run test net ``test_net_id`` for its test_iter forward passes and log the mean of
         each output (Caffe's Test). Returns ``{output: mean}`` (also in ``test_scores``)."""
         p = self._param
-        log.info("Iteration %d, Testing net (#%d)", self.iter, test_net_id)
+        display_log.info("Iteration %d, Testing net (#%d)", self.iter, test_net_id)
         net = self.test_nets[test_net_id]
         net.share_with(self.net)
         n = p.test_iter[test_net_id]
@@ -429,7 +434,7 @@ class Solver:
             log.info("Test interrupted.")
             return None
         if p.test_compute_loss:
-            log.info("Test loss: %s", _g(loss / n))
+            display_log.info("Test loss: %s", _g(loss / n))
         weights = self._output_loss_weights(net)
         scores, index = {}, 0
         for name in net.outputs:
@@ -438,7 +443,8 @@ class Solver:
             w = weights.get(name, 0)
             for value in means:
                 extra = f" (* {_g(w)} = {_g(w * value)} loss)" if w else ''
-                log.info("    Test net output #%d: %s = %s%s", index, name, _g(value), extra)
+                display_log.info("    Test net output #%d: %s = %s%s", index, name, _g(value),
+                                 extra)
                 index += 1
         self.test_scores[test_net_id] = scores
         return scores
@@ -456,7 +462,7 @@ class Solver:
         p = self._param
         rate = self.learning_rate()
         if p.display and self.iter % p.display == 0:
-            log.info("Iteration %d, lr = %s", self.iter, _g(rate))
+            display_log.info("Iteration %d, lr = %s", self.iter, _g(rate))
         self._clip_gradients()
         for i in range(len(self._params)):
             self._normalize(i)

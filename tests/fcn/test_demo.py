@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from fcn import cli, demo, vis
+from npcaffe import formats
 
 TINY = demo.Settings(n_train=4, n_val=2, size=32, width=1 / 16, max_iter=6, score_every=3,
                      time_limit=None)
@@ -106,10 +107,43 @@ def test_short_demo_end_to_end(tmp_path, capsys):
             assert pred.mode == 'P' and pred.size == (32, 32)
             assert np.array(pred).max() < len(demo.CLASSES)
         assert (out / 'predictions' / f'{sample_id}_overlay.jpg').exists()
-    # a second run into the same folder starts its scores afresh
+
+
+def _params(path):
+    return {(name, i): blob.data.copy()
+            for name, _, blobs in formats.read_caffemodel(path).layers()
+            for i, blob in enumerate(blobs)}
+
+
+def test_an_earlier_run_is_kept_and_a_resumed_run_continues_exactly(tmp_path, capsys):
+    """A second run into the same folder is refused and deletes nothing; --overwrite writes
+    over by name only; resuming from iteration 3 ends with the uninterrupted run's weights,
+    bit for bit (the data layer's position and random state come back with the snapshot)."""
+    out = tmp_path / 'demo'
     assert demo.run(out, seed=0, settings=TINY) == 0
+    first = _params(out / 'train' / 'snapshot_iter_6.caffemodel')
+    files = {p: p.read_bytes() for p in out.rglob('*') if p.is_file()}
+    assert (out / 'train' / 'snapshot_iter_3.solverstate').exists()      # every scoring
+    with pytest.raises(ValueError, match='already holds an earlier run'):
+        demo.run(out, seed=0, settings=TINY)
+    assert {p: p.read_bytes() for p in out.rglob('*') if p.is_file()} == files
+    stray = out / 'train' / 'notes.txt'
+    stray.write_text('mine')
+    assert demo.run(out, seed=0, settings=TINY, overwrite=True) == 0
+    assert stray.read_text() == 'mine'
+    uninterrupted = _params(out / 'train' / 'snapshot_iter_6.caffemodel')
+    for key in first:                                     # the same seed, the same run
+        np.testing.assert_array_equal(first[key], uninterrupted[key], err_msg=str(key))
+    capsys.readouterr()
+    assert demo.run(out, seed=0, settings=TINY,
+                    resume=out / 'train' / 'snapshot_iter_3.solverstate') == 0
+    assert 'resumed from' in capsys.readouterr().out
+    resumed = _params(out / 'train' / 'snapshot_iter_6.caffemodel')
+    assert resumed.keys() == uninterrupted.keys()
+    for key in resumed:
+        np.testing.assert_array_equal(resumed[key], uninterrupted[key], err_msg=str(key))
     lines = (out / 'train' / 'scores.jsonl').read_text().splitlines()
-    assert len(lines) == 2
+    assert [json.loads(line)['iter'] for line in lines] == [3, 6]
 
 
 def test_time_limit_stops_training_scored_and_snapshotted(tmp_path, capsys):
