@@ -17,14 +17,14 @@ OPSET = 17
 
 
 def export(net, path, **kwargs):
-    """Export ``net`` to ``path``; see :func:`npcaffe.onnx.export.export`."""
-    from npcaffe.onnx.export import export as _export
+    """Export ``net`` to ``path``; see :func:`npcaffe.onnx.exporter.export`."""
+    from npcaffe.onnx.exporter import export as _export
     return _export(net, path, **kwargs)
 
 
 def build_model(net, **kwargs):
-    """The ONNX ModelProto of ``net``; see :func:`npcaffe.onnx.export.build_model`."""
-    from npcaffe.onnx.export import build_model as _build
+    """The ONNX ModelProto of ``net``; see :func:`npcaffe.onnx.exporter.build_model`."""
+    from npcaffe.onnx.exporter import build_model as _build
     return _build(net, **kwargs)
 
 

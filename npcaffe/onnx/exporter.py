@@ -74,8 +74,9 @@ def _output_dims(net, name, probe):
 
 def build_model(net, input_shapes=None, dynamic=False, outputs=None, opset=None,
                 check=True):
-    """The ONNX ModelProto of ``net`` (see the module doc); checked unless ``check`` is false
-    (or the model passes 2 GiB, where only :func:`export`'s check of the file is possible)."""
+    """The ONNX ModelProto of ``net`` (see the module doc). ``check``: run
+    :func:`check_model` on it (full checker and strict shape inference, which also records the
+    inferred shapes as value_info)."""
     onnx = require('onnx')
     from npcaffe.onnx import OPSET
     if net.phase != TEST:
@@ -119,9 +120,14 @@ def build_model(net, input_shapes=None, dynamic=False, outputs=None, opset=None,
         producer_name='npcaffe', producer_version=_version(),
         doc_string=f"npcaffe export of net {net.name!r}")
     model.ir_version = min(model.ir_version, 8)     # ONNX Runtime >= 1.16 reads IR 8
-    if check and model.ByteSize() < (2 << 30) - (1 << 20):
+    if check:
         model = check_model(model)
     return model
+
+
+def weight_bytes(model):
+    """Bytes of initializer data in ``model``."""
+    return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
 def _version():
@@ -141,10 +147,11 @@ def export(net, path, input_shapes=None, dynamic=False, outputs=None, external_d
     """Write ``net`` as an ONNX model to ``path`` (see the module doc); returns the Path."""
     onnx = require('onnx')
     path = Path(path)
-    model = build_model(net, input_shapes, dynamic, outputs, opset)
-    weight_bytes = sum(len(t.raw_data) for t in model.graph.initializer)
+    # checked once, from the file: copying a large ModelProto in memory is slow
+    model = build_model(net, input_shapes, dynamic, outputs, opset, check=False)
+    size = weight_bytes(model)
     if external_data is None:
-        external_data = weight_bytes > EXTERNAL_DATA_BYTES
+        external_data = size > EXTERNAL_DATA_BYTES
     tmp = path.with_name(path.name + '.tmp')
     if external_data:
         location = path.name + '.data'
@@ -153,10 +160,13 @@ def export(net, path, input_shapes=None, dynamic=False, outputs=None, external_d
                         location=location, size_threshold=1024)
     else:
         onnx.save_model(model, str(tmp))
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)   # strict shape inference too
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
-    if external_data or model.ByteSize() >= (2 << 30) - (1 << 20):
-        onnx.checker.check_model(str(path), full_check=True)
     log.info("wrote %s: %d nodes, %d initializers (%.1f MB of weights%s)", path,
-             len(model.graph.node), len(model.graph.initializer), weight_bytes / 1e6,
+             len(model.graph.node), len(model.graph.initializer), size / 1e6,
              f" in {path.name}.data" if external_data else '')
     return path
