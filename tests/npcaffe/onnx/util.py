@@ -78,3 +78,44 @@ def compare(net, feeds, outputs=None, dynamic=False, tol=FORWARD_TOL):
     for name, value in got.items():
         worst = max(worst, assert_close(value, expected[name], tol, f"output {name}"))
     return worst, got
+
+
+def compare_sizes(net, input_name, sizes, seed=0, scale=1.0, tol=FORWARD_TOL):
+    """Export ``net`` once with ``dynamic=True`` and run it at every (H, W) in ``sizes``
+    against npcaffe reshaped to that size; returns the worst relative error."""
+    from npcaffe.onnx import build_model
+    model = strict_check(build_model(net, dynamic=True))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims[2:]] == [f'{input_name}_height', f'{input_name}_width']
+    sess = session(model)
+    names = [o.name for o in sess.get_outputs()]
+    n, c = net.blobs[input_name].shape[:2]
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for h, w in sizes:
+        x = (scale * rng.normal(size=(n, c, h, w))).astype(np.float32)
+        expected = forward(net, {input_name: x})
+        for name, value in zip(names, sess.run(None, {input_name: x})):
+            worst = max(worst, assert_close(value, expected[name], tol, f"{name} at {h}x{w}"))
+    return worst
+
+
+ONE_LAYER = """
+layer {{ name: 'data' type: 'Input' top: 'x' input_param {{ shape {{ {dims} }} }} }}
+layer {{ name: 'op' type: '{type}' bottom: 'x' top: 'y' {params} }}
+"""
+
+
+def check_one_layer(type_name, params='', shape=(2, 3, 5, 4), seed=0, low=-3.0, high=3.0,
+                    dynamic=False):
+    """One ``type_name`` layer on a seeded uniform input: ONNX equals npcaffe; returns the
+    ONNX output."""
+    dims = ' '.join(f'dim: {d}' for d in shape)
+    net = net_from_text(ONE_LAYER.format(dims=dims, type=type_name, params=params))
+    rng = np.random.default_rng(seed)
+    for blobs in net.params.values():
+        for blob in blobs:
+            blob.data[...] = rng.uniform(0.5, 1.5, blob.shape)
+    x = rng.uniform(low, high, shape).astype(np.float32)
+    _, got = compare(net, {'x': x}, dynamic=dynamic)
+    return x, got['y']
