@@ -11,7 +11,9 @@ Sections:
 * ``forward``: FCN-8s and FCN-32s deploy at 500x375 with random weights, npcaffe and OpenCV
   dnn timed in turns (so that both see the same load): medians, the ratio npcaffe/OpenCV,
   GFLOP/s, SGEMM GF/s timed in the same turns and the efficiency against it, the largest
-  difference between the two outputs;
+  difference between the two outputs; ONNX Runtime (and OpenVINO when ``import openvino``
+  works) in the same turns on the net exported by ``npcaffe.onnx`` from the same weights, with
+  the same medians, ratio npcaffe/runtime and largest difference;
 * ``train``: one SGD step of FCN-8s (forward, backward, update; random label) in a child
   process: median seconds, ratio to OpenCV's FCN-8s forward of this run, peak RSS;
 * ``data``: VOCSegDataLayer through a Net on shared/data/voc-mini: images per second;
@@ -138,6 +140,30 @@ def _sgemm_once(a):
     return 2 * a.shape[0] ** 3 / (time.perf_counter() - start) / 1e9
 
 
+def _onnx_runs(net, image, path):
+    """{label: forward()} for ONNX Runtime and OpenVINO (those installed) on ``net`` exported
+    to ``path`` through npcaffe.onnx; each returns the 'score' output."""
+    try:
+        import onnxruntime as ort
+        from npcaffe.onnx import export
+    except ImportError:
+        print("ONNX Runtime: not installed (pip install 'fcn-npcaffe[onnx]'); skipped")
+        return {}
+    export(net, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = parallel.num_threads()      # the same cores for all
+    sess = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+    runs = {f'ORT {ort.__version__}': lambda: sess.run(['score'], {'data': image})[0]}
+    try:
+        import openvino
+    except ImportError:
+        log.info("OpenVINO not installed; it is optional")
+        return runs
+    compiled = openvino.Core().compile_model(str(path), 'CPU')
+    runs[f'OpenVINO {openvino.__version__}'] = lambda: compiled([image])[compiled.output('score')]
+    return runs
+
+
 def section_forward(ctx):
     cv2 = _opencv()
     if cv2 is None:
@@ -162,6 +188,8 @@ def section_forward(ctx):
                 cv_net.setInput(image)
                 return cv_net.forward('score')
             runs['opencv'] = run_cv
+        onnx_runs = _onnx_runs(net, image, Path(ctx['tmp']) / f'{variant}.onnx')
+        runs.update(onnx_runs)
         times = {name: [] for name in runs}
         sgemm = []
         for fn in runs.values():                      # warm-up
@@ -196,6 +224,15 @@ def section_forward(ctx):
             ctx[f'opencv_{variant}'] = t_cv
         ctx[f'forward_{variant}'] = t_np
         print(line)
+        for name in onnx_runs:
+            t_rt = statistics.median(times[name])
+            diff = float(np.abs(runs[name]() - ours).max())
+            turns = sorted(a / b for a, b in zip(times['npcaffe'], times[name]))
+            print(f"{variant} forward 500x375: {name} (npcaffe.onnx export) {t_rt:.2f} s "
+                  f"({flops / t_rt / 1e9:.1f} GFLOP/s); ratio npcaffe/{name.split()[0]} "
+                  f"{statistics.median(turns):.2f} (median of {len(turns)} turns, "
+                  f"{turns[0]:.2f}-{turns[-1]:.2f}); max |difference| {diff:.3g} (scores up "
+                  f"to {np.abs(ours).max():.3g})")
         if ctx['profile']:
             print_layer_times(layer_forward_times(net), 'forward (npcaffe)')
         del net, runs
