@@ -20,8 +20,9 @@ are returned in byte order, LMDB is a folder holding ``data.mdb`` and ``lock.mdb
 read-only with locking, falling back to no locking where the folder is not writable, as
 Caffe's db_lmdb.cpp does), and LevelDB is written with Caffe's options (write buffer 256 MiB,
 100 open files, Snappy compression). The LMDB map grows by doubling when a commit fills it.
-A LevelDB can be opened only once per process: handles to one path are shared (counted) so
-that a train and a test net may read the same database.
+LMDB and LevelDB both allow one open handle per database and process: handles opened for
+reading are shared (counted) per path, so that a train and a test net may read one database and
+a net may be rebuilt before the old one is collected.
 """
 import logging
 import os
@@ -99,6 +100,34 @@ def open_db(path, backend, mode='read'):
     return _LevelDB(module, path, mode)
 
 
+_OPEN_LOCK = threading.Lock()
+_OPEN = {}        # (backend, real path) -> [handle, open count], handles opened for reading
+
+
+def _acquire(backend, path, opener):
+    """The shared read handle of ``path`` (opened by ``opener()`` the first time)."""
+    key = (backend, os.path.realpath(path))
+    with _OPEN_LOCK:
+        entry = _OPEN.get(key)
+        if entry is None:
+            entry = _OPEN[key] = [opener(), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release(backend, path, handle):
+    """Drop one use of a shared read handle; close it after the last."""
+    key = (backend, os.path.realpath(path))
+    with _OPEN_LOCK:
+        entry = _OPEN.get(key)
+        if entry is None or entry[0] is not handle:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _OPEN[key]
+            handle.close()
+
+
 class _Transaction:
     """Buffered puts written by one commit (Caffe's db::Transaction)."""
 
@@ -148,15 +177,7 @@ class _LMDB:
         self._cursors = []
         try:
             if mode == 'read':
-                try:
-                    self._env = lmdb.open(path, readonly=True, lock=True, subdir=True,
-                                          max_readers=126, create=False)
-                except lmdb.Error as exc:
-                    if 'ermission' not in str(exc) and 'read-only' not in str(exc):
-                        raise
-                    log.info("%s: not writable, opening the LMDB without locking", path)
-                    self._env = lmdb.open(path, readonly=True, lock=False, subdir=True,
-                                          create=False)
+                self._env = _acquire('lmdb', path, self._open_read)
             else:
                 if mode == 'new':
                     os.mkdir(path, 0o755)
@@ -164,6 +185,17 @@ class _LMDB:
                                       create=False)
         except (lmdb.Error, OSError) as exc:
             raise DatabaseError(f"{path}: cannot open the LMDB database ({exc})") from None
+
+    def _open_read(self):
+        lmdb, path = self._lmdb, self.path
+        try:
+            return lmdb.open(path, readonly=True, lock=True, subdir=True, max_readers=126,
+                             create=False)
+        except lmdb.Error as exc:
+            if 'ermission' not in str(exc) and 'read-only' not in str(exc):
+                raise
+            log.info("%s: not writable, opening the LMDB without locking", path)
+            return lmdb.open(path, readonly=True, lock=False, subdir=True, create=False)
 
     def cursor(self):
         cur = _LMDBCursor(self._env, self.path)
@@ -196,15 +228,14 @@ class _LMDB:
             cur.close()
         self._cursors = []
         if self._env is not None:
-            self._env.close()
+            if self.mode == 'read':
+                _release('lmdb', self.path, self._env)
+            else:
+                self._env.close()
             self._env = None
 
 
 # ------------------------------------------------------------------------------------------
-_LEVELDB_LOCK = threading.Lock()
-_LEVELDB_OPEN = {}        # real path -> [plyvel.DB, open count]
-
-
 class _LevelDBCursor:
     def __init__(self, handle):
         self._it = handle.raw_iterator()
@@ -233,24 +264,16 @@ class _LevelDBCursor:
 class _LevelDB:
     def __init__(self, plyvel, path, mode):
         self.path, self.mode = path, mode
-        self._real = os.path.realpath(path)
         self._cursors = []
-        with _LEVELDB_LOCK:
-            entry = _LEVELDB_OPEN.get(self._real)
-            if entry is not None and mode != 'new':
-                entry[1] += 1
-                self._db = entry[0]
-                return
-            try:
-                self._db = plyvel.DB(path, create_if_missing=mode == 'new',
-                                     error_if_exists=mode == 'new',
-                                     write_buffer_size=_LEVELDB_WRITE_BUFFER,
-                                     max_open_files=_LEVELDB_MAX_OPEN_FILES,
-                                     compression='snappy')
-            except (plyvel.Error, OSError) as exc:
-                raise DatabaseError(f"{path}: cannot open the LevelDB database ({exc})") \
-                    from None
-            _LEVELDB_OPEN[self._real] = [self._db, 1]
+
+        def opener():
+            return plyvel.DB(path, create_if_missing=mode == 'new', error_if_exists=mode == 'new',
+                             write_buffer_size=_LEVELDB_WRITE_BUFFER,
+                             max_open_files=_LEVELDB_MAX_OPEN_FILES, compression='snappy')
+        try:
+            self._db = _acquire('leveldb', path, opener) if mode == 'read' else opener()
+        except (plyvel.Error, OSError) as exc:
+            raise DatabaseError(f"{path}: cannot open the LevelDB database ({exc})") from None
 
     def cursor(self):
         cur = _LevelDBCursor(self._db)
@@ -277,11 +300,8 @@ class _LevelDB:
         for cur in self._cursors:
             cur.close()
         self._cursors = []
-        with _LEVELDB_LOCK:
-            entry = _LEVELDB_OPEN.get(self._real)
-            if entry is not None and entry[0] is self._db:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del _LEVELDB_OPEN[self._real]
-                    self._db.close()
+        if self.mode == 'read':
+            _release('leveldb', self.path, self._db)
+        else:
+            self._db.close()
         self._db = None
