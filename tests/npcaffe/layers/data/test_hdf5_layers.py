@@ -25,7 +25,6 @@ def _files(folder, rows):
     (folder / 'list.txt').write_text('\n'.join(names))
 
 
-
 def test_integer_datasets_become_float_and_shuffle_keeps_every_row(tmp_path):
     _files(tmp_path, [3, 4])
     npcaffe.set_random_seed(0)
