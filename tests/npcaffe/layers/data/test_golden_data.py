@@ -14,8 +14,9 @@ import npcaffe
 from tests.conftest import shared_dir
 from tests.npcaffe.layers.data.util import need, scratch_case
 
+# without shared/ one placeholder case, so that the test skips (or fails under CI=true)
 CASES = sorted(p.name for p in (shared_dir() / 'golden' / 'data').iterdir()
-               if (p / 'meta.json').is_file()) if shared_dir() else []
+               if (p / 'meta.json').is_file()) if shared_dir() else ['(shared/ missing)']
 NEEDS = {'data_leveldb_encoded': 'plyvel', 'data_lmdb_gray_mirror_train': 'lmdb',
          'data_lmdb_raw': 'lmdb', 'datum_interchange': 'lmdb'}
 

@@ -21,7 +21,8 @@ def _net(folder, lines, **params):
                      for k, v in params.items())
     (folder / 'net.prototxt').write_text(
         f'layer {{ name: "data" type: "ImageData" top: "data" top: "label" image_data_param '
-        f'{{ source: "{folder / "list.txt"}" root_folder: "{folder}/" is_color: false {extra} }} }}')
+        f'{{ source: "{folder / "list.txt"}" root_folder: "{folder}/" is_color: false '
+        f'{extra} }} }}')
     return npcaffe.Net(str(folder / 'net.prototxt'), npcaffe.TRAIN)
 
 

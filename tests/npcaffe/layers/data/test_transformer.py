@@ -129,7 +129,8 @@ def test_both_forcings_are_refused():
 def _data_net(tmp_path, source, batch, extra='', backend='LMDB'):
     path = tmp_path / 'net.prototxt'
     path.write_text(f'layer {{ name: "d" type: "Data" top: "data" top: "label" {extra} '
-                    f'data_param {{ source: "{source}" batch_size: {batch} backend: {backend} }} }}')
+                    f'data_param {{ source: "{source}" batch_size: {batch} '
+                    f'backend: {backend} }} }}')
     return npcaffe.Net(str(path), TEST)
 
 
