@@ -67,6 +67,7 @@ def _python_layer(layer_param, phase):
 
 
 # The built-in families register themselves on import.
-for _family in ('data.input', 'data.memory', 'conv', 'pool', 'inner_product', 'neuron',
-                'routing', 'eltwise', 'reshape', 'reduction', 'softmax', 'loss', 'normalization'):
+for _family in ('data.input', 'data.memory', 'data.database', 'data.image_data', 'data.hdf5',
+                'data.window', 'conv', 'pool', 'inner_product', 'neuron', 'routing', 'eltwise',
+                'reshape', 'reduction', 'softmax', 'loss', 'normalization'):
     importlib.import_module(f'npcaffe.layers.{_family}')

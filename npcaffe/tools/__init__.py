@@ -18,5 +18,11 @@ Modules, one concern each:
 ``cli``         shape options of the two command lines (the rest is npcaffe.cli.runner)
 ==============  ============================================================================
 
+Caffe's own tools are here too, as verbs of the ``npcaffe`` command (:mod:`npcaffe.cli.main`),
+each module with ``main(argv=None)``: ``convert_imageset`` (a list of images to an LMDB/LevelDB
+of Datums), ``compute_image_mean`` (the mean binaryproto of a database), ``extract_features``
+(blobs over N batches into databases of Datums) and ``upgrade_proto`` (upgrade_net_proto_text,
+upgrade_net_proto_binary, upgrade_solver_proto_text).
+
 ``npcaffe.draw`` (pycaffe's ``caffe.draw``) is built on ``draw``, ``layout`` and ``render``.
 """
