@@ -674,18 +674,31 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def show_progress():
-    """Show the solver's display lines (Caffe's ``Iteration N, loss = ...``, ``lr = ...``,
-    test outputs) and the run's rate and ETA lines on stderr, by default, as plain lines."""
+@contextlib.contextmanager
+def show_progress(enabled=True):
+    """While inside: show the solver's display lines (Caffe's ``Iteration N, loss = ...``,
+    ``lr = ...``, test outputs) and the run's rate and ETA lines on stderr as plain lines, by
+    default; the loggers are put back as they were afterwards."""
+    if not enabled:
+        yield
+        return
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter('%(message)s'))
+    saved = []
     for name in ('npcaffe.solver.display', 'fcn.train.progress'):
         logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
-        if not logger.handlers:
-            logger.addHandler(handler)
+        logger.addHandler(handler)
         logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def build_parser():
@@ -743,8 +756,11 @@ def run(args, demo=None):
     if args.max_iter is not None and args.max_iter < 0:
         raise runner.UsageError(f"--max-iter {args.max_iter}: an iteration count cannot be "
                                 f"negative (0 sets up the net and snapshots it)")
-    if not args.quiet:
-        show_progress()
+    with show_progress(not args.quiet):
+        return _run(args, demo)
+
+
+def _run(args, demo):
     if args.demo:
         if demo is None:
             raise runner.UsageError("--demo is not available here; run: fcn demo")

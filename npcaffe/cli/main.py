@@ -15,7 +15,7 @@ import difflib
 import importlib
 import sys
 
-#: verb -> (module, entry point, summary). More verbs (export-onnx, run) go here.
+#: verb -> (module, entry point, summary).
 VERBS = {
     'train': ('npcaffe.cli.caffe', 'main_train', 'train or finetune a model'),
     'test': ('npcaffe.cli.caffe', 'main_test', 'score a model'),
@@ -34,6 +34,8 @@ VERBS = {
                                  'upgrade a binary net (caffemodel) to the current format'),
     'upgrade_solver_proto_text': ('npcaffe.tools.upgrade_proto', 'main_solver_text',
                                   'upgrade a solver prototxt to the current format'),
+    'export-onnx': ('npcaffe.onnx.cli', 'main',
+                    'export a TEST net and its weights to ONNX (Caffe\'s exact semantics)'),
 }
 
 

@@ -1,4 +1,5 @@
-"""The optional dependencies of the exporter, imported on first use.
+"""The optional dependencies of the exporter, imported on first use, and the ONNX opset the
+exporter writes.
 
 ``require('onnx')`` returns the module or raises MissingDependencyError, one sentence naming
 what to install (the ``onnx`` extra of this package: onnx and onnxruntime).
@@ -6,6 +7,8 @@ what to install (the ``onnx`` extra of this package: onnx and onnxruntime).
 import importlib
 
 INSTALL_HINT = "pip install 'fcn-npcaffe[onnx]'"
+#: the ONNX operator set the exported graphs use
+OPSET = 17
 
 
 class MissingDependencyError(RuntimeError):

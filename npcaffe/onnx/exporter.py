@@ -25,7 +25,7 @@ from pathlib import Path
 
 from npcaffe.errors import NetError
 from npcaffe.layers.base import TEST
-from npcaffe.onnx.deps import require
+from npcaffe.onnx.deps import OPSET, require
 from npcaffe.onnx.graph import Context
 from npcaffe.onnx.ops import converter
 
@@ -78,7 +78,6 @@ def build_model(net, input_shapes=None, dynamic=False, outputs=None, opset=None,
     :func:`check_model` on it (full checker and strict shape inference, which also records the
     inferred shapes as value_info)."""
     onnx = require('onnx')
-    from npcaffe.onnx import OPSET
     if net.phase != TEST:
         raise NetError(f"net {net.name!r} is in the TRAIN phase; ONNX export needs a TEST-phase "
                        f"net (npcaffe.Net(prototxt, weights, npcaffe.TEST))")
