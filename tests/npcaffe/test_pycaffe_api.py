@@ -523,3 +523,12 @@ def test_module_names():
     assert caffe.proto.caffe_pb2.BlobProto is not None
     for name in ('Classifier', 'Detector', 'io'):
         assert name in caffe.__all__
+
+
+def test_layer_type_list_has_python_as_a_caffe_built_with_python_layer(tmp_path):
+    # pycaffe's test_python_layer*.py skip every test unless 'Python' is listed
+    types = caffe.layer_type_list()
+    assert 'Python' in types and types == sorted(types) and len(set(types)) == len(types)
+    assert {'Convolution', 'InnerProduct', 'MemoryData'} <= set(types)
+    with pytest.raises(caffe.UnknownLayerTypeError, match="'Pyton'.*'Python'"):
+        caffe.Net(write(tmp_path, "layer { type: 'Pyton' name: 'p' top: 'p' }"), caffe.TEST)
