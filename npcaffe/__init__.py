@@ -5,8 +5,13 @@ Use it where a script says ``import caffe``::
     import npcaffe as caffe
     net = caffe.Net('deploy.prototxt', 'weights.caffemodel', caffe.TEST)
     out = net.forward(data=image_batch)
+
+or leave the script as it is: ``npcaffe.install_as_caffe()`` makes ``import caffe`` (and
+``caffe.io``, ``caffe.proto.caffe_pb2``, ...) give npcaffe (npcaffe.alias), and
+``python -m npcaffe.cli.run_script SCRIPT ARGS...`` runs a pycaffe script that way.
 """
 import logging as _logging
+import sys as _sys
 
 from npcaffe.blob import Blob
 from npcaffe.errors import (CaffeError, ModelFileError, NetError, NotSupportedError,
@@ -25,6 +30,13 @@ from npcaffe.net_spec import NetSpec, layers, params, to_proto
 
 __version__ = '1.0.0'
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+
+def install_as_caffe():
+    """Make ``import caffe`` and pycaffe's submodules give npcaffe in this process (see
+    npcaffe.alias); returns npcaffe. CaffeError if another caffe is already imported."""
+    from npcaffe import alias
+    return alias.install(_sys.modules[__name__])
 
 
 def set_random_seed(seed):
@@ -63,6 +75,6 @@ def __getattr__(attr):
 __all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'Net',
            'NetError', 'NetSpec', 'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TEST',
            'TRAIN', 'TrainingDivergedError', 'UnknownLayerTypeError', 'WeightShapeError',
-           'caffe_pb2', 'coord_map', 'device', 'get_solver', 'has_nccl', 'io', 'layer_type_list', 'layers',
-           'net_spec', 'params', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
-           'set_random_seed', 'solver_type_list', 'to_proto']
+           'caffe_pb2', 'coord_map', 'device', 'get_solver', 'has_nccl', 'install_as_caffe',
+           'io', 'layer_type_list', 'layers', 'net_spec', 'params', 'set_device',
+           'set_mode_cpu', 'set_mode_gpu', 'set_random_seed', 'solver_type_list', 'to_proto']
