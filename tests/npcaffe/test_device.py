@@ -21,7 +21,8 @@ def fresh_state(monkeypatch):
 
 
 def gpu_warnings(caplog):
-    return [r for r in caplog.records if r.name == 'npcaffe.device' and r.levelno == logging.WARNING]
+    return [r for r in caplog.records
+            if r.name == 'npcaffe.device' and r.levelno == logging.WARNING]
 
 
 def test_pycaffe_names_are_the_device_functions():
