@@ -5,8 +5,13 @@ Use it where a script says ``import caffe``::
     import npcaffe as caffe
     net = caffe.Net('deploy.prototxt', 'weights.caffemodel', caffe.TEST)
     out = net.forward(data=image_batch)
+
+or leave the script as it is: ``npcaffe.install_as_caffe()`` makes ``import caffe`` (and
+``caffe.io``, ``caffe.proto.caffe_pb2``, ...) give npcaffe (npcaffe.alias), and
+``python -m npcaffe.cli.run_script SCRIPT ARGS...`` runs a pycaffe script that way.
 """
 import logging as _logging
+import sys as _sys
 
 from npcaffe.blob import Blob
 from npcaffe.errors import (CaffeError, ModelFileError, NetError, NotSupportedError,
@@ -20,25 +25,19 @@ from npcaffe.net import Net
 from npcaffe.proto import caffe_pb2
 # pycaffe's generator API; ``npcaffe.layers`` is NetSpec's layer factory, as ``caffe.layers``
 # (the engine's layer package stays importable as ``npcaffe.layers.<family>``).
-from npcaffe import coord_map, net_spec
+from npcaffe import coord_map, device, net_spec
+from npcaffe.device import set_device, set_mode_cpu, set_mode_gpu
 from npcaffe.net_spec import NetSpec, layers, params, to_proto
 
 __version__ = '1.0.0'
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 
-def set_mode_cpu():
-    """Run on the CPU (the only mode there is today)."""
-
-
-def set_mode_gpu():
-    """Caffe's GPU mode: not available in npcaffe yet."""
-    raise NotSupportedError("npcaffe runs on the CPU only: there is no GPU backend yet "
-                            "(call caffe.set_mode_cpu(), or use BVLC pycaffe for GPU runs)")
-
-
-def set_device(device_id):
-    """Accepted for compatibility; there is one CPU device."""
+def install_as_caffe():
+    """Make ``import caffe`` and pycaffe's submodules give npcaffe in this process (see
+    npcaffe.alias); returns npcaffe. CaffeError if another caffe is already imported."""
+    from npcaffe import alias
+    return alias.install(_sys.modules[__name__])
 
 
 def set_random_seed(seed):
@@ -88,7 +87,7 @@ def __getattr__(attr):
 __all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'Net',
            'NetError', 'NetSpec', 'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TEST',
            'TRAIN', 'TrainingDivergedError', 'UnknownLayerTypeError', 'WeightShapeError',
-           'caffe_pb2', 'coord_map', 'get_solver', 'has_nccl', 'io', 'layer_type_list', 'layers',
-           'net_spec', 'params', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
-           'set_random_seed', 'get_random_state', 'set_random_state', 'solver_type_list',
-           'to_proto']
+           'caffe_pb2', 'coord_map', 'device', 'get_random_state', 'get_solver', 'has_nccl',
+           'install_as_caffe', 'io', 'layer_type_list', 'layers', 'net_spec', 'params',
+           'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_random_seed', 'set_random_state',
+           'solver_type_list', 'to_proto']

@@ -4,6 +4,10 @@
 Caffe's Blob keeps its capacity), so ``blob.data[...] = x`` writes into the net. ``diff`` is
 allocated on first use, as Caffe's SyncedMemory is, so nets that never run backward do not
 pay for it.
+
+``num``/``channels``/``height``/``width`` are Caffe's legacy accessors (Blob::LegacyShape):
+axes 0-3, with 1 for axes past the blob's last (``Blob((10, 3, 2)).width == 1``, a scalar blob
+is 1 x 1 x 1 x 1); a blob of more than four axes has none (ValueError, where Caffe aborts).
 """
 from npcaffe.arraymod import xp
 
@@ -86,10 +90,12 @@ class Blob:
         return c
 
     def _legacy(self, i):
+        """Caffe's Blob::LegacyShape: axis ``i`` of at most four, 1 for an axis the blob lacks
+        (the missing axes are padded at the end, so a (10, 3, 2) blob is 10 x 3 x 2 x 1)."""
         if len(self._shape) > 4:
-            raise ValueError(f"{_LEGACY_AXES[i]} is defined only for blobs of at most 4 axes")
-        pad = (1,) * (4 - len(self._shape)) + self._shape
-        return pad[i]
+            raise ValueError(f"{_LEGACY_AXES[i]} is defined only for blobs of at most 4 axes, "
+                             f"not for shape {self._shape}")
+        return self._shape[i] if i < len(self._shape) else 1
 
     num = property(lambda self: self._legacy(0))
     channels = property(lambda self: self._legacy(1))

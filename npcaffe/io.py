@@ -6,11 +6,13 @@ Where pycaffe calls scikit-image, this module computes the same thing itself:
 * ``load_image`` reads with Pillow and scales as skimage's ``img_as_float`` (8-bit / 255, 16-bit
   / 65535, float images as they are); grayscale from colour uses skimage's ``rgb2gray`` weights
   (0.2125 R + 0.7154 G + 0.0721 B).
-* ``resize_image`` interpolates with pixel centres at half-integer positions and edge pixels
-  repeated beyond the border: nearest (``interp_order=0``) and bilinear (1, the default) in
-  NumPy, spline orders 2-5 through scipy.ndimage. There is no anti-aliasing when shrinking
-  (old skimage, which pycaffe was written against, had none either). Values stay within the
-  input's range, and any number of channels is fine; the result is float32.
+* ``resize_image`` computes what pycaffe's does with scipy.ndimage alone: for 1 or 3 channels
+  skimage.transform.resize's half-pixel centres with ``mode='constant'`` (the image scaled to
+  [0, 1], zero beyond the border, clipped), for other channel counts scipy.ndimage.zoom as
+  pycaffe calls it; nearest, bilinear (the default) and spline orders 2-5. There is no
+  anti-aliasing when shrinking (old skimage, which pycaffe was written against, had none).
+* ``Transformer.set_mean`` resizes a per-pixel mean of another size to the input's, as pycaffe
+  does (classify.py's 256 x 256 ImageNet mean for a 227 x 227 input).
 
 Example::
 
@@ -227,14 +229,19 @@ class Transformer:
 
     def set_mean(self, in_, mean):
         """The mean to subtract: one value per channel (a 1-d array of K values), or an
-        elementwise mean of the item's shape (K x H x W, or H x W)."""
+        elementwise mean with the item's K channels (K x H' x W', or H' x W' for K = 1).
+
+        An elementwise mean of another size is resized to the input's H x W with
+        :func:`resize_image`, as pycaffe does (python/classify.py hands its 256 x 256 ImageNet
+        mean to a 227 x 227 input); a constant mean stays constant (pycaffe divides by zero).
+        """
         self._check_input(in_)
         mean = np.asarray(mean)
         ms = mean.shape
+        item = self.inputs[in_][1:]                     # (K, H, W)
         if mean.ndim == 1:
-            if ms[0] != self.inputs[in_][1]:
-                raise ValueError(f"mean has {ms[0]} channels, input {in_!r} "
-                                 f"{self.inputs[in_][1]}")
+            if ms[0] != item[0]:
+                raise ValueError(f"mean has {ms[0]} channels, input {in_!r} {item[0]}")
             mean = mean[:, np.newaxis, np.newaxis]
         else:
             if len(ms) == 2:
@@ -242,9 +249,15 @@ class Transformer:
             if len(ms) != 3:
                 raise ValueError(f"mean shape {mean.shape} is invalid: give K values, or a "
                                  f"K x H x W (or H x W) array")
-            if ms != self.inputs[in_][1:]:
+            if ms[0] != item[0]:
                 raise ValueError(f"mean shape {mean.shape} is incompatible with input {in_!r} "
-                                 f"of item shape {self.inputs[in_][1:]}")
+                                 f"of item shape {item}: {ms[0]} channels, not {item[0]}")
+            if ms[1:] != item[1:]:
+                log.info("resizing the mean of input %r from %s to %s", in_, ms[1:], item[1:])
+                if mean.ndim == 2:
+                    mean = resize_image(mean, item[1:])                     # (H, W)
+                else:
+                    mean = resize_image(mean.transpose(1, 2, 0), item[1:]).transpose(2, 0, 1)
         self.mean[in_] = mean
 
     def set_input_scale(self, in_, scale):
@@ -299,46 +312,33 @@ def load_image(filename, color=True):
     return img
 
 
-def _source_positions(old, new):
-    """Where output pixel centres fall on the input axis (half-pixel centres)."""
-    return (np.arange(new, dtype=np.float64) + 0.5) * (old / new) - 0.5
-
-
-def _resize_axis(arr, axis, new, order):
-    old = arr.shape[axis]
-    if new == old:
-        return arr
-    pos = _source_positions(old, new)
-    if order == 0:
-        idx = np.clip(np.floor(pos + 0.5).astype(np.intp), 0, old - 1)
-        return np.take(arr, idx, axis=axis)
-    pos = np.clip(pos, 0, old - 1)
-    i0 = np.floor(pos).astype(np.intp)
-    i1 = np.minimum(i0 + 1, old - 1)
-    shape = [1] * arr.ndim
-    shape[axis] = new
-    w = (pos - i0).reshape(shape)
-    a = np.take(arr, i0, axis=axis)
-    return a + (np.take(arr, i1, axis=axis) - a) * w
-
-
-def _resize_spline(im, new_dims, order):
+def _zoom_half_pixel(im, new_dims, order):
+    """skimage.transform.resize(im, new_dims, order, mode='constant', anti_aliasing=False) of an
+    (H x W x K) float64 image in [0, 1]: output pixel centre i samples the input at
+    (i + 0.5) * old / new - 0.5, beyond the border the image is 0 (scipy's 'grid-constant'),
+    and the result is clipped to [0, 1] (except for nearest)."""
     from scipy import ndimage
-    rows = np.clip(_source_positions(im.shape[0], new_dims[0]), 0, im.shape[0] - 1)
-    cols = np.clip(_source_positions(im.shape[1], new_dims[1]), 0, im.shape[1] - 1)
-    grid = np.stack(np.meshgrid(rows, cols, indexing='ij'))
-    planes = im[:, :, None] if im.ndim == 2 else im
-    out = np.stack([ndimage.map_coordinates(planes[:, :, k], grid, order=order, mode='nearest')
-                    for k in range(planes.shape[2])], axis=2)
-    out = np.clip(out, im.min(), im.max())             # skimage's resize clips to the range
-    return out[:, :, 0] if im.ndim == 2 else out
+    zoom = (new_dims[0] / im.shape[0], new_dims[1] / im.shape[1], 1.0)
+    out = ndimage.zoom(im, zoom, order=order, mode='grid-constant', cval=0.0, grid_mode=True)
+    if order > 0:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def resize_image(im, new_dims, interp_order=1):
-    """Resize an (H x W x K) image (any K; or H x W) to ``new_dims`` = (height, width).
+    """Resize an (H x W x K) image (any K; or H x W, as one channel) to ``new_dims`` =
+    (height, width), as pycaffe's resize_image does.
 
     ``interp_order``: 0 nearest, 1 bilinear (default), 2-5 spline. Returns float32 of shape
-    (new_dims[0], new_dims[1], K); a constant image stays exactly that constant.
+    (new_dims[0], new_dims[1], K) (or (height, width) for an H x W image).
+
+    For K = 1 or 3 (what pycaffe hands to skimage.transform.resize): the image is scaled to
+    [0, 1] by its overall min and max, resized with half-pixel centres and ``mode='constant'``
+    (zero beyond the border, so upsampled border pixels blend toward the image's minimum:
+    [2, 4] to 4 pixels is [2, 2.5, 3.5, 3.5]), clipped to [0, 1] and scaled back; a constant
+    image stays exactly that constant. Other K (pycaffe's scipy.ndimage.zoom branch): corner
+    pixels map to corner pixels ([2, 4] to 4 pixels is [2, 2.667, 3.333, 4]), no clipping.
+    Shrinking applies no anti-aliasing (skimage's resize of pycaffe's day had none).
     """
     im = np.asarray(im)
     new_h, new_w = (int(d) for d in new_dims)
@@ -350,14 +350,21 @@ def resize_image(im, new_dims, interp_order=1):
     if interp_order not in range(6):
         raise ValueError(f"interp_order must be 0 (nearest) .. 5 (quintic spline), got "
                          f"{interp_order}")
-    out_shape = (new_h, new_w) + im.shape[2:]
-    if im.size and im.min() == im.max():              # constant: no interpolation error
-        return np.full(out_shape, im.flat[0], dtype=np.float32)
-    work = im.astype(np.float64)
-    if interp_order <= 1:
-        out = _resize_axis(_resize_axis(work, 0, new_h, interp_order), 1, new_w, interp_order)
+    work = im[:, :, np.newaxis] if im.ndim == 2 else im
+    work = work.astype(np.float64)                          # (H, W, K)
+    if work.shape[2] in (1, 3):
+        lo, hi = work.min(), work.max()
+        if not hi > lo:                                     # constant: pycaffe fills
+            out = np.full((new_h, new_w, work.shape[2]), lo)
+        else:
+            out = _zoom_half_pixel((work - lo) / (hi - lo), (new_h, new_w), interp_order)
+            out = out * (hi - lo) + lo
     else:
-        out = _resize_spline(work, (new_h, new_w), interp_order)
+        from scipy import ndimage
+        zoom = (new_h / work.shape[0], new_w / work.shape[1], 1.0)
+        out = ndimage.zoom(work, zoom, order=interp_order)  # (new_h, new_w, K)
+    if im.ndim == 2:
+        out = out[:, :, 0]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

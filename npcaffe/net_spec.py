@@ -16,6 +16,8 @@ The rules, all as in pycaffe:
 
 - ``L.<Type>(*bottoms, **kwargs)`` makes a layer of Caffe type ``<Type>``. It returns its
   one ``Top``, a tuple of Tops for ``ntop=N`` (N > 1), or the ``Function`` itself for ``ntop=0``.
+  A bottom that is not a Top raises pycaffe's ``TypeError("<Type> input <i> is not a Top (type
+  is <class ...>)")``, with a note saying what to pass instead (a tuple of tops: unpack it).
 - ``in_place=True`` gives the layer tops equal to its bottoms (ReLU, Dropout, ...).
 - A keyword argument whose name ends in ``param`` (``param``, ``convolution_param``,
   ``transform_param``, ...) sets that field of LayerParameter; any other keyword goes to the
@@ -92,6 +94,18 @@ def assign_proto(proto, name, val):
         setattr(proto, name, val)
 
 
+def _misuse_hint(obj):
+    """What to do instead of passing ``obj`` (not a Top) where a Top is needed."""
+    if isinstance(obj, tuple) and obj and all(isinstance(t, Top) for t in obj):
+        return (f"it is the tuple of {len(obj)} tops of a {obj[0].fn.type_name} layer with "
+                f"ntop={len(obj)}; unpack it into separate names, e.g. n.a, n.b = L.X(..., "
+                f"ntop=2)")
+    if isinstance(obj, Function):
+        return (f"it is a {obj.type_name} layer with ntop=0, which has no top to use as a "
+                f"bottom")
+    return f"a Top is made by a layers.<Type>(...) call, not {type(obj).__name__} {obj!r}"
+
+
 def _function_of(obj, what):
     """The Function behind a Top (or a Function itself, as ``ntop=0`` layers are)."""
     if isinstance(obj, Top):
@@ -99,9 +113,7 @@ def _function_of(obj, what):
     if isinstance(obj, Function):
         return obj
     if isinstance(obj, tuple) and obj and all(isinstance(t, Top) for t in obj):
-        raise NetSpecError(
-            f"{what} is the tuple of {len(obj)} tops of a {obj[0].fn.type_name} layer with "
-            f"ntop={len(obj)}; unpack it into separate names, e.g. n.a, n.b = L.X(..., ntop=2)")
+        raise NetSpecError(f"{what} is not a Top: {_misuse_hint(obj)}")
     raise NetSpecError(f"{what} must be a Top made by a layers.<Type>(...) call, "
                        f"not {type(obj).__name__} {obj!r}")
 
@@ -151,9 +163,11 @@ class Function:
         self.inputs = tuple(inputs)
         for i, inp in enumerate(self.inputs):
             if not isinstance(inp, Top):
-                _function_of(inp, f"bottom {i} of the {type_name} layer")  # raises its error
-                raise NetSpecError(f"bottom {i} of the {type_name} layer is a layer with ntop=0, "
-                                   f"which has no top to use as a bottom")
+                # pycaffe's exception, type and message; what to do instead as a note
+                exc = TypeError(f"{type_name} input {i} is not a Top (type is {type(inp)})")
+                if hasattr(exc, 'add_note'):                    # Python 3.11+
+                    exc.add_note(_misuse_hint(inp))
+                raise exc
         self.params = dict(params)
         self.ntop = self.params.pop('ntop', 1)
         self.in_place = self.params.pop('in_place', False)

@@ -34,6 +34,8 @@ VERBS = {
                                  'upgrade a binary net (caffemodel) to the current format'),
     'upgrade_solver_proto_text': ('npcaffe.tools.upgrade_proto', 'main_solver_text',
                                   'upgrade a solver prototxt to the current format'),
+    'run': ('npcaffe.cli.run_script', 'main',
+            'run an unmodified pycaffe script, `import caffe` giving npcaffe'),
     'export-onnx': ('npcaffe.onnx.cli', 'main',
                     'export a TEST net and its weights to ONNX (Caffe\'s exact semantics)'),
 }

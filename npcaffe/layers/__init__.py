@@ -2,7 +2,13 @@
 
 ``@register("Convolution")`` on a Layer subclass adds it; registering a name twice is an error;
 asking for an unknown name raises UnknownLayerTypeError listing close and known names.
+
+``Python`` is a type too, made by a creator function rather than one class (as Caffe registers
+it with REGISTER_LAYER_CREATOR when built WITH_PYTHON_LAYER, which npcaffe always is): it
+imports ``python_param.module`` and instantiates ``python_param.layer``. ``layer_type_list()``
+lists it with the registered classes.
 """
+import difflib
 import importlib
 
 from npcaffe.errors import CaffeError, NetError, UnknownLayerTypeError, prefix_message
@@ -15,8 +21,8 @@ register = _LAYERS.register
 
 
 def layer_type_list():
-    """Sorted names of every registered layer type."""
-    return _LAYERS.names()
+    """Sorted names of every layer type a net may use: the registered classes and ``Python``."""
+    return sorted(set(_LAYERS.names()) | set(_CREATORS))
 
 
 def layer_class(type_name, layer_name=None):
@@ -24,6 +30,7 @@ def layer_class(type_name, layer_name=None):
     cls = _LAYERS.get(type_name)
     if cls is None:
         close = _LAYERS.suggestions(type_name)
+        close = (close + difflib.get_close_matches(type_name, list(_CREATORS), cutoff=0.6))[:3]
         where = f" (layer {layer_name!r})" if layer_name else ''
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ''
         raise UnknownLayerTypeError(
@@ -34,8 +41,9 @@ def layer_class(type_name, layer_name=None):
 
 def create_layer(layer_param, phase=TEST):
     """Instantiate the layer described by a LayerParameter."""
-    if layer_param.type == 'Python':
-        return _python_layer(layer_param, phase)
+    creator = _CREATORS.get(layer_param.type)
+    if creator is not None:
+        return creator(layer_param, phase)
     return layer_class(layer_param.type, layer_param.name)(layer_param, phase)
 
 
@@ -64,6 +72,10 @@ def _python_layer(layer_param, phase):
         raise prefix_message(exc, f"{where} ({pp.module}.{pp.layer}) could not be created")
     layer.type = 'Python'
     return layer
+
+
+#: Layer types made by a function instead of a registered class (Caffe's layer creators).
+_CREATORS = {'Python': _python_layer}
 
 
 # The built-in families register themselves on import.

@@ -9,11 +9,20 @@ def test_shape_count_and_legacy_axes():
     b = Blob((2, 3, 4, 5))
     assert b.shape == (2, 3, 4, 5) and b.count == 120 and b.num_axes == 4
     assert (b.num, b.channels, b.height, b.width) == (2, 3, 4, 5)
-    v = Blob((7,))
-    assert (v.num, v.channels, v.height, v.width) == (1, 1, 1, 7)
     assert Blob(()).count == 1            # a 0-axis blob is a scalar, as in Caffe
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r'at most 4 axes.*\(1, 2, 3, 4, 5\)'):
         Blob((1, 2, 3, 4, 5)).num
+
+
+@pytest.mark.parametrize('shape, legacy', [
+    ((10, 3, 2), (10, 3, 2, 1)),          # Caffe's Blob::LegacyShape pads missing axes at the end
+    ((10, 10), (10, 10, 1, 1)),           # an InnerProduct top: num is the batch
+    ((7,), (7, 1, 1, 1)),
+    ((), (1, 1, 1, 1)),
+])
+def test_legacy_accessors_pad_missing_axes_at_the_end(shape, legacy):
+    b = Blob(shape)
+    assert (b.num, b.channels, b.height, b.width) == legacy
 
 
 def test_reshape_keeps_buffer_when_it_fits_and_accepts_tuple():

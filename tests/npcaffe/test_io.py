@@ -163,43 +163,102 @@ def test_load_image_palette_png(tmp_path):
     np.testing.assert_allclose(img[0, 1], [1.0, 128 / 255.0, 0.0], atol=1e-7)
 
 
+# Bilinear weights of one axis resized 2 -> 4 with half-pixel centres: output centres fall at
+# -0.25, 0.25, 0.75, 1.25 of the input; beyond the border the image is zero (skimage's
+# mode='constant', after pycaffe scaled the image to [0, 1]), so the edge outputs keep only
+# 0.75 of their nearest pixel.
+UP_2_TO_4 = np.array([[0.75, 0.00],
+                      [0.75, 0.25],
+                      [0.25, 0.75],
+                      [0.00, 0.75]])
+
+
 def test_resize_image_bilinear_by_hand():
-    # 2 -> 4 along both axes: output centres at -0.25, 0.25, 0.75, 1.25 of the input,
-    # clamped to [0, 1]: weights 0, 0.25, 0.75, 1
-    im = np.array([[0.0, 1.0], [2.0, 3.0]])[:, :, None]
+    im = np.array([[0.0, 1.0], [2.0, 3.0]])[:, :, None]      # min 0: [0, 1]-scaling is linear
     out = caffe.io.resize_image(im, (4, 4))
     assert out.shape == (4, 4, 1) and out.dtype == np.float32
-    row = [0.0, 0.25, 0.75, 1.0]
-    expected = np.array([[c + 2 * r for c in row] for r in row])
-    np.testing.assert_allclose(out[:, :, 0], expected, atol=1e-6)
+    np.testing.assert_allclose(out[:, :, 0], UP_2_TO_4 @ im[:, :, 0] @ UP_2_TO_4.T, atol=1e-6)
+    # the interior is plain bilinear: weights 0.25 / 0.75 on each axis
+    np.testing.assert_allclose(out[1:3, 1:3, 0], [[0.75, 1.25], [1.75, 2.25]], atol=1e-6)
+    np.testing.assert_allclose(out[0, 0, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[3, 3, 0], 0.75 * 0.75 * 3, atol=1e-6)   # not 3
     # 4 -> 2: centres at 0.5 and 2.5, the means of neighbouring pairs
     im = np.arange(16.0).reshape(4, 4, 1)
     out = caffe.io.resize_image(im, (2, 2))
-    np.testing.assert_allclose(out[:, :, 0], [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_allclose(out[:, :, 0], [[2.5, 4.5], [10.5, 12.5]], rtol=1e-6)
     # same size: unchanged
-    np.testing.assert_array_equal(caffe.io.resize_image(im, (4, 4)), im.astype(np.float32))
+    np.testing.assert_allclose(caffe.io.resize_image(im, (4, 4)), im, rtol=1e-6)
 
 
-def test_resize_image_any_channels_orders_and_constant():
-    rng = np.random.default_rng(1)
-    im = rng.uniform(-3, 5, size=(5, 7, 5))                  # 5 channels, not in [0, 1]
-    out = caffe.io.resize_image(im, (9, 4))
-    assert out.shape == (9, 4, 5) and out.dtype == np.float32
-    assert out.min() >= im.min() - 1e-6 and out.max() <= im.max() + 1e-6
-    for k in range(5):                                       # channels resize independently
-        np.testing.assert_allclose(out[..., k],
-                                   caffe.io.resize_image(im[..., k:k + 1], (9, 4))[..., 0])
+def test_resize_image_border_blends_toward_the_image_minimum():
+    # pycaffe scales to [0, 1] by the image's min and max, so the zero beyond the border is
+    # the minimum: [2, 4] -> (2 + 2 * [0, 0.25, 0.75, 0.75])
+    out = caffe.io.resize_image(np.array([[2.0, 4.0]])[:, :, None], (1, 4))
+    np.testing.assert_allclose(out[0, :, 0], [2.0, 2.5, 3.5, 3.5], rtol=1e-6)
+    # three channels share one min and max: a constant channel darkens at the border
+    im = np.zeros((1, 2, 3))
+    im[0, :, 0] = 5.0
+    im[0, :, 1] = [0.0, 10.0]
+    out = caffe.io.resize_image(im, (1, 4))
+    np.testing.assert_allclose(out[0, :, 0], 10 * (UP_2_TO_4 @ [0.5, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(out[0, :, 0], [3.75, 5.0, 5.0, 3.75], rtol=1e-6)
+    np.testing.assert_allclose(out[0, :, 1], [0.0, 2.5, 7.5, 7.5], atol=1e-6)
+    np.testing.assert_array_equal(out[0, :, 2], 0.0)
+    # an H x W image is one channel
+    flat = caffe.io.resize_image(np.array([[2.0, 4.0]]), (1, 4))
+    assert flat.shape == (1, 4)
+    np.testing.assert_allclose(flat[0], [2.0, 2.5, 3.5, 3.5], rtol=1e-6)
+
+
+def test_resize_image_other_channel_counts_map_corners_to_corners():
+    # pycaffe's scipy.ndimage.zoom branch (K not 1 or 3): output j samples j * (2 - 1) / (4 - 1)
+    im = np.zeros((1, 2, 2))
+    im[0, :, 0] = [2.0, 4.0]
+    im[0, :, 1] = [0.0, -3.0]
+    out = caffe.io.resize_image(im, (1, 4))
+    assert out.shape == (1, 4, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :, 0], [2.0, 8 / 3, 10 / 3, 4.0], rtol=1e-6)
+    np.testing.assert_allclose(out[0, :, 1], [0.0, -1.0, -2.0, -3.0], atol=1e-6)
+    near = caffe.io.resize_image(im, (1, 4), interp_order=0)   # rounds 0, 1/3, 2/3, 1
+    np.testing.assert_array_equal(near[0, :, 0], [2.0, 2.0, 4.0, 4.0])
+    const = caffe.io.resize_image(np.full((3, 3, 2), 0.7, np.float32), (5, 6))
+    assert const.shape == (5, 6, 2) and (const == np.float32(0.7)).all()
+
+
+def _spline_of_zero_extended(std, new_dims, order):
+    """The definition skimage's resize implements: the spline of the image extended with
+    zeros, sampled at (i + 0.5) * old / new - 0.5; computed on an explicitly zero-padded copy
+    wide enough that its own border does not matter, clipped to [0, 1]."""
+    from scipy import ndimage
+    pad = 40
+    rows = (np.arange(new_dims[0]) + 0.5) * std.shape[0] / new_dims[0] - 0.5 + pad
+    cols = (np.arange(new_dims[1]) + 0.5) * std.shape[1] / new_dims[1] - 0.5 + pad
+    grid = np.stack(np.meshgrid(rows, cols, indexing='ij'))
+    padded = np.pad(std, pad)
+    return np.clip(ndimage.map_coordinates(padded, grid, order=order), 0, 1)
+
+
+@pytest.mark.parametrize('order', [2, 3, 4, 5])
+def test_resize_image_spline_orders_use_the_zero_extended_image(order):
+    rng = np.random.default_rng(order)
+    im = rng.uniform(-3, 5, size=(5, 7, 3))                  # not in [0, 1]
+    lo, hi = im.min(), im.max()
+    out = caffe.io.resize_image(im, (11, 9), interp_order=order)
+    assert out.shape == (11, 9, 3) and out.dtype == np.float32
+    for k in range(3):
+        expected = _spline_of_zero_extended((im[..., k] - lo) / (hi - lo), (11, 9), order)
+        np.testing.assert_allclose(out[..., k], expected * (hi - lo) + lo, atol=1e-5)
+    assert out.min() >= np.float32(lo) and out.max() <= np.float32(hi)   # clipped to the range
+
+
+def test_resize_image_nearest_and_bad_order():
     # nearest: output pixel i takes input floor((i + 0.5) * old / new)
     near = caffe.io.resize_image(np.arange(3.0).reshape(1, 3, 1), (1, 6), interp_order=0)
     assert near[0, :, 0].tolist() == [0, 0, 1, 1, 2, 2]
-    cubic = caffe.io.resize_image(im, (10, 14), interp_order=3)
-    assert cubic.shape == (10, 14, 5)
-    lo, hi = np.float32(im.min()), np.float32(im.max())
-    assert cubic.min() >= lo and cubic.max() <= hi                  # clipped to the range
-    const = caffe.io.resize_image(np.full((3, 3, 2), 0.7, np.float32), (5, 6))
-    assert const.shape == (5, 6, 2) and (const == np.float32(0.7)).all()
+    const = caffe.io.resize_image(np.full((3, 3, 3), 0.7, np.float32), (5, 6))
+    assert const.shape == (5, 6, 3) and (const == np.float32(0.7)).all()
     with pytest.raises(ValueError, match='interp_order'):
-        caffe.io.resize_image(im, (2, 2), interp_order=7)
+        caffe.io.resize_image(np.zeros((2, 2, 3)), (2, 2), interp_order=7)
 
 
 def test_oversample_corners_center_and_mirrors():
@@ -257,6 +316,28 @@ def test_transformer_resizes_to_the_input_and_takes_elementwise_means():
     np.testing.assert_allclose(t.preprocess('data', np.ones((4, 4, 1))), 0)
 
 
+def test_transformer_resizes_a_mean_of_another_size_as_pycaffe():
+    # python/classify.py: a 256 x 256 mean for a 227 x 227 input; here 4 x 4 for 2 x 2, where
+    # bilinear shrinking takes the mean of each 2 x 2 block
+    t = caffe.io.Transformer({'data': (1, 3, 2, 2)})
+    mean = np.arange(48.0).reshape(3, 4, 4)
+    t.set_mean('data', mean)
+    blocks = np.array([[2.5, 4.5], [10.5, 12.5]])
+    expected = np.stack([blocks + 16 * k for k in range(3)])
+    np.testing.assert_allclose(t.mean['data'], expected, rtol=1e-6)
+    t.set_transpose('data', (2, 0, 1))
+    out = t.preprocess('data', np.zeros((2, 2, 3)))
+    np.testing.assert_allclose(out, -expected, rtol=1e-6)
+    # growing: the border blends toward the mean's minimum, as resize_image does
+    t = caffe.io.Transformer({'data': (1, 1, 1, 4)})
+    t.set_mean('data', np.array([[[2.0, 4.0]]]))
+    np.testing.assert_allclose(t.mean['data'], [[[2.0, 2.5, 3.5, 3.5]]], rtol=1e-6)
+    t.set_mean('data', np.array([[2.0, 4.0]]))                     # H x W for one channel
+    np.testing.assert_allclose(t.mean['data'], [[2.0, 2.5, 3.5, 3.5]], rtol=1e-6)
+    t.set_mean('data', np.full((1, 3, 3), 7.0))                    # constant: stays 7
+    np.testing.assert_array_equal(t.mean['data'], np.full((1, 1, 4), 7.0))
+
+
 def test_transformer_checks_like_pycaffe():
     t = caffe.io.Transformer({'data': (2, 3, 4, 5)})
     with pytest.raises(ValueError, match="'label' is not one of the net inputs"):
@@ -267,8 +348,10 @@ def test_transformer_checks_like_pycaffe():
         t.set_channel_swap('data', (1, 0))
     with pytest.raises(ValueError, match='channels'):
         t.set_mean('data', np.zeros(4))
-    with pytest.raises(ValueError, match='incompatible'):
-        t.set_mean('data', np.zeros((3, 5, 4)))
+    with pytest.raises(ValueError, match=r'incompatible.*2 channels, not 3'):
+        t.set_mean('data', np.zeros((2, 4, 5)))
+    with pytest.raises(ValueError, match=r'incompatible.*1 channels, not 3'):
+        t.set_mean('data', np.zeros((4, 5)))
     with pytest.raises(ValueError, match='invalid'):
         t.set_mean('data', np.zeros((1, 3, 4, 5)))
     with pytest.raises(ValueError, match='not one of'):

@@ -153,12 +153,28 @@ def test_unknown_field_names_the_layer():
         n.to_proto()
 
 
-def test_misuse_gets_clear_errors():
-    with pytest.raises(NetSpecError, match="must be a Top"):
-        L.ReLU('data')
+def test_a_bottom_that_is_not_a_top_raises_pycaffes_type_error():
+    # pycaffe's test_net_spec.test_type_error: the exact type and message
     pair = L.DummyData(ntop=2)
-    with pytest.raises(NetSpecError, match="unpack"):
-        L.ReLU(pair)
+    with pytest.raises(TypeError) as info:
+        L.Silence(pair, ntop=0)
+    assert type(info.value) is TypeError
+    assert str(info.value) == "Silence input 0 is not a Top (type is <class 'tuple'>)"
+    assert any('unpack' in note for note in info.value.__notes__)      # what to do instead
+    L.Silence(*pair, ntop=0)                                           # each element is a Top
+    with pytest.raises(TypeError) as info:
+        L.ReLU(pair[0], 'data')
+    assert str(info.value) == "ReLU input 1 is not a Top (type is <class 'str'>)"
+    silence = L.Silence(pair[0], ntop=0)
+    with pytest.raises(TypeError, match=r"^ReLU input 0 is not a Top") as info:
+        L.ReLU(silence)
+    assert any('ntop=0' in note for note in info.value.__notes__)
+
+
+def test_misuse_gets_clear_errors():
+    pair = L.DummyData(ntop=2)
+    with pytest.raises(NetSpecError, match="must be a Top"):
+        to_proto('data')
     n = NetSpec()
     n.both = pair
     with pytest.raises(NetSpecError, match="unpack"):

@@ -77,6 +77,28 @@ class ScaleLayer(caffe.Layer):
             bottom[0].diff[...] = self.blobs[0].data[0] * top[0].diff
 
 
+class PyEuclideanLoss(caffe.Layer):
+    """The Euclidean loss as BVLC's examples/pycaffe/layers/pyloss.py writes it: the sum of
+    squared differences over ``2 * bottom[0].num`` (Caffe's legacy num, the batch size)."""
+
+    def setup(self, bottom, top):
+        if len(bottom) != 2:
+            raise ValueError(f"PyEuclideanLoss takes 2 bottoms, got {len(bottom)}")
+
+    def reshape(self, bottom, top):
+        self.delta = np.zeros_like(bottom[0].data, dtype=np.float32)
+        top[0].reshape(1)
+
+    def forward(self, bottom, top):
+        self.delta[...] = bottom[0].data - bottom[1].data
+        top[0].data[...] = (self.delta ** 2).sum() / bottom[0].num / 2.0
+
+    def backward(self, top, propagate_down, bottom):
+        for i, sign in enumerate((1, -1)):
+            if propagate_down[i]:
+                bottom[i].diff[...] = sign * self.delta / bottom[i].num
+
+
 def write(tmp_path, text, name='net.prototxt'):
     path = tmp_path / name
     path.write_text(text)
@@ -310,6 +332,38 @@ def test_python_layer_setup_exception_surfaces_naming_the_layer(tmp_path, cls, b
         assert word in message, (word, message)
 
 
+def linreg_net_text(loss):
+    """BVLC's examples/pycaffe/linreg.prototxt: two (10, 3, 2) gaussian inputs through
+    InnerProducts of 10 outputs into a loss (tops (10, 10): num 10)."""
+    inputs = ''.join(f"""layer {{ type: 'DummyData' name: '{b}' top: '{b}'
+      dummy_data_param {{ shape {{ dim: 10 dim: 3 dim: 2 }} data_filler {{ type: 'gaussian' }} }} }}
+    layer {{ type: 'InnerProduct' name: 'ip{b}' bottom: '{b}' top: 'ip{b}'
+      inner_product_param {{ num_output: 10 weight_filler {{ type: 'xavier' }} }} }}
+    """ for b in 'xy')
+    return f"name: 'LinearRegressionExample'\n{inputs}{loss}"
+
+
+def test_pyloss_example_layer_equals_the_builtin_euclidean_loss(tmp_path):
+    builtin = write(tmp_path, linreg_net_text(
+        "layer { type: 'EuclideanLoss' name: 'loss' bottom: 'ipx' bottom: 'ipy' top: 'loss' }"),
+        'builtin.prototxt')
+    python = write(tmp_path, linreg_net_text(
+        python_layer('loss', 'PyEuclideanLoss', ['ipx', 'ipy'], ['loss'])[:-2] +
+        " loss_weight: 1 }\n"), 'python.prototxt')
+    results = []
+    for path in (builtin, python):
+        caffe.set_random_seed(3)                       # the same inputs and weights in both
+        net = caffe.Net(path, caffe.TRAIN)
+        loss = net.forward()['loss'].item()            # shape () built in, (1,) in Python
+        net.backward()
+        results.append((loss, net.params['ipx'][0].diff.copy(), net.params['ipy'][0].diff.copy()))
+    (loss_c, dx_c, dy_c), (loss_p, dx_p, dy_p) = results
+    assert loss_c > 0
+    np.testing.assert_allclose(loss_p, loss_c, rtol=1e-5)    # not 10x: num is 10, not 1
+    np.testing.assert_allclose(dx_p, dx_c, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(dy_p, dy_c, rtol=1e-4, atol=1e-7)
+
+
 def test_python_layer_phase_and_param_str(tmp_path):
     path = write(tmp_path, python_layer('layer', 'PhaseLayer', top=['phase']))
     for phase in (caffe.TRAIN, caffe.TEST):
@@ -469,3 +523,12 @@ def test_module_names():
     assert caffe.proto.caffe_pb2.BlobProto is not None
     for name in ('Classifier', 'Detector', 'io'):
         assert name in caffe.__all__
+
+
+def test_layer_type_list_has_python_as_a_caffe_built_with_python_layer(tmp_path):
+    # pycaffe's test_python_layer*.py skip every test unless 'Python' is listed
+    types = caffe.layer_type_list()
+    assert 'Python' in types and types == sorted(types) and len(set(types)) == len(types)
+    assert {'Convolution', 'InnerProduct', 'MemoryData'} <= set(types)
+    with pytest.raises(caffe.UnknownLayerTypeError, match="'Pyton'.*'Python'"):
+        caffe.Net(write(tmp_path, "layer { type: 'Pyton' name: 'p' top: 'p' }"), caffe.TEST)
