@@ -171,3 +171,29 @@ def test_solve_demo_command_line(tmp_path, capsys):
     assert record['iter'] == 2 and 'mean_iu' in record
     assert len(list((out / 'predictions').glob('val_*[0-9].png'))) == demo.DEFAULTS.n_val
 
+
+
+def test_a_stopped_demo_exits_130_and_says_how_to_continue(tmp_path, capsys):
+    """Ctrl-C during the demo's training: a snapshot, status 130 (not 0) and the command that
+    continues it; the predictions are not made from a half-trained net."""
+    import os
+    import signal
+    import threading
+    import time
+    out = tmp_path / 'demo'
+    settings = dataclasses.replace(TINY, max_iter=10 ** 6)
+    scores = out / 'train' / 'scores.jsonl'
+
+    def interrupt_once_scored():
+        deadline = time.monotonic() + 120
+        while not scores.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_scored, daemon=True).start()
+    assert demo.run(out, seed=0, settings=settings) == 130
+    err = capsys.readouterr().err
+    state = max((out / 'train').glob('snapshot_iter_*.solverstate'),
+                key=lambda p: int(p.name.split('_')[2].split('.')[0]))
+    assert f'fcn demo --out {out} --seed 0 --resume {state}' in err
+    assert not (out / 'predictions').exists()

@@ -107,3 +107,85 @@ def test_cli_errors_are_one_line(tiny_fcn, tmp_path, capsys):
     assert 'none.caffemodel' in capsys.readouterr().err
     assert segment.main(['--out', 'x', 'y']) == 2
     assert 'required' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# memory, pixel limits, failures, progress
+def test_the_memory_estimate_is_the_blobs_of_the_net_at_that_size(tiny_fcn):
+    """The estimate is what a forward at that size holds: the net's blobs reshaped to it (not
+    a scale-up of the deploy size, which FCN's pad 100 makes far too high)."""
+    seg = segment.Segmenter(*tiny_fcn)
+    need = seg.memory_needed(200, 300)
+    seg.scores(np.zeros((200, 300, 3), np.uint8))
+    held = sum(b.data.nbytes for b in seg.net.blobs.values())
+    assert need == held
+    # the old rule: twice the deploy net's blobs (32x32) scaled by the pixel count
+    shape = (1, 3, 32, 32)
+    seg.net.blobs['data'].reshape(*shape)
+    seg.net.reshape()
+    old = 2 * sum(b.data.nbytes for b in seg.net.blobs.values()) * (200 * 300) / (32 * 32)
+    assert need < old / 5
+
+
+def test_pillows_pixel_limit_gives_way_to_max_size(tiny_fcn, tmp_path, capsys, monkeypatch):
+    """An image above Pillow's decompression-bomb limit is refused with the way out, and with
+    --max-size it is read downscaled and its label comes back at the file's size."""
+    path = tmp_path / 'big.png'
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (60, 80, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)        # 4800 px > 2 x the limit
+    argv = ['--deploy', str(tiny_fcn[0]), '--weights', str(tiny_fcn[1]), '--out',
+            str(tmp_path / 'seg'), str(path)]
+    assert segment.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f'{path}: Image size (4800 pixels) exceeds limit' in err and '--max-size' in err
+    assert 'internal error' not in err
+    assert segment.main(argv + ['--max-size', '20']) == 0
+    assert Image.MAX_IMAGE_PIXELS == 1000                    # the limit is put back
+    monkeypatch.undo()
+    with Image.open(tmp_path / 'seg' / 'big.png') as label:
+        assert label.size == (80, 60)
+
+
+def test_one_unreadable_image_does_not_stop_the_others(tiny_fcn, tmp_path, capsys):
+    good = tmp_path / 'in' / 'a.png'
+    good.parent.mkdir()
+    Image.new('RGB', (20, 16), (10, 200, 30)).save(good)
+    bad = tmp_path / 'in' / 'b.png'
+    bad.write_bytes(b'not an image')
+    later = tmp_path / 'in' / 'c.png'
+    Image.new('RGB', (12, 10), (200, 10, 30)).save(later)
+    status = segment.main(['--deploy', str(tiny_fcn[0]), '--weights', str(tiny_fcn[1]),
+                           '--out', str(tmp_path / 'seg'), str(tmp_path / 'in')])
+    assert status == 1
+    assert sorted(p.name for p in (tmp_path / 'seg').iterdir()) == ['a.png', 'c.png']
+    out, err = capsys.readouterr()
+    assert 'segmented 2 image(s)' in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('error: 1 of 3 images could not be segmented') and str(bad) in last
+
+
+def test_an_out_path_that_is_a_file_is_an_error(tiny_fcn, tmp_path, capsys):
+    image = tmp_path / 'a.png'
+    Image.new('RGB', (8, 8)).save(image)
+    out = tmp_path / 'seg'
+    out.write_text('a file')
+    assert segment.main(['--deploy', str(tiny_fcn[0]), '--weights', str(tiny_fcn[1]),
+                         '--out', str(out), str(image)]) == 1
+    assert f'--out {out}: is a file, not a folder' in capsys.readouterr().err
+    assert out.read_text() == 'a file'
+
+
+def test_progress_shows_itself_off_a_terminal(capsys):
+    """Off a terminal (a log, a pipe) the progress is a plain line with the rate and the time
+    left, at most every ``every`` seconds, and a last one at the end."""
+    import io
+    from npcaffe.cli import runner
+    stream = io.StringIO()
+    assert list(runner.progress(range(3), label='segmenting', stream=stream, unit='images',
+                                every=0.0)) == [0, 1, 2]
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith('segmenting: 1/3 images, ') and lines[0].endswith(' left')
+    assert lines[-1].startswith('segmenting: 3/3 images, ')
+    quiet = io.StringIO()
+    list(runner.progress(range(3), stream=quiet, every=3600))
+    assert quiet.getvalue() == ''                  # short work: nothing to show

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fcn.backend import caffe
+from layers.images import DataError
 
 MEAN = (104.00699, 116.66877, 122.67892)
 NET = """layer {{
@@ -247,3 +248,37 @@ def test_parameter_errors(tmp_path, dataset, given, pattern):
 def test_missing_folder_is_named(tmp_path):
     with pytest.raises(ValueError, match=r'nowhere/images: the image folder does not exist'):
         make_net(tmp_path, params(tmp_path / 'nowhere'))
+
+
+@pytest.mark.parametrize('prefetch', [0, 2])
+def test_a_saved_position_continues_the_sequence_exactly(tmp_path, dataset, prefetch):
+    """get_state between two forwards and set_state on a fresh layer (the same split and
+    seed): the new layer delivers what the old one would have, samples and random draws."""
+    import json
+    root, _ = dataset
+    net = make_net(tmp_path, params(root, seed=5, prefetch=prefetch), caffe.TRAIN)
+    run(net, 3)
+    state = json.loads(json.dumps(net.layers[0].get_state()))     # as the snapshot stores it
+    expected = [r[0] for r in run(net, 6)]
+    fresh = make_net(tmp_path, params(root, seed=5, prefetch=prefetch), caffe.TRAIN)
+    fresh.layers[0].set_state(state)
+    assert [r[0] for r in run(fresh, 6)] == expected
+    ids = ['a', 'b', 'c']
+    reference = random.Random(5)
+    assert expected == [ids[reference.randint(0, 2)] for _ in range(9)][3:]
+
+
+def test_a_saved_position_from_another_split_is_refused(tmp_path, dataset):
+    root, _ = dataset
+    net = make_net(tmp_path, params(root), caffe.TRAIN)
+    with pytest.raises(DataError, match='does not fit this split of 3 samples'):
+        net.layers[0].set_state({'upcoming': [7], 'rng': net.layers[0].get_state()['rng']})
+
+
+def test_check_labels_reads_only_headers_and_names_an_rgb_label(tmp_path, dataset):
+    root, _ = dataset
+    net = make_net(tmp_path, params(root), caffe.TRAIN)
+    net.layers[0].check_labels()                                   # a clean dataset: silent
+    Image.new('RGB', (4, 4), (128, 0, 0)).save(root / 'labels' / 'c.png')
+    with pytest.raises(DataError, match=r"c\.png: the label is an RGB-coloured image"):
+        net.layers[0].check_labels()
