@@ -20,7 +20,8 @@ verbs:
   score ARGS       score label PNGs           (fcn score ARGS)
   labels ARGS      convert / check labels     (fcn labels ARGS)
   get-data ARGS    download VOC, SBD, VGG16   (fcn get-data ARGS)
-  test ARGS        run the test suite         (python -m pytest -q ARGS)
+  test ARGS        run the test suite         (python -m pytest -q ARGS; mount the shared
+                   test data: -v SHARED:/shared:ro -e FCN_SHARED=/shared)
   help             this text
 Anything else is run as a command (e.g. bash). Each tool takes --help.
 Volumes: /data for datasets and weights, /out for results (the working directory).
@@ -33,7 +34,7 @@ case "$verb" in
     solve|infer|nets|demo|surgery|score|labels|get-data)
                 exec "$FCN" "$verb" "$@" ;;
     labeltools) exec "$FCN" labels "$@" ;;
-    test)       cd "$APP" && exec "$PY" -m pytest -q "$@" ;;
+    test)       cd "$APP" && exec "$PY" -m pytest -q -p no:cacheprovider "$@" ;;
     help|-h|--help) usage ;;
     *)          exec "$verb" "$@" ;;
 esac

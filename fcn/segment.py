@@ -166,9 +166,16 @@ class Segmenter:
         mean: BGR mean subtracted from every image.
         allow_untouched: segment even when the weights leave layers with parameters at their
             fillers (otherwise UntouchedLayersError: their zeros make every pixel class 0).
+        engine: ``'caffe'`` (the backend's own forward) or ``'onnxruntime'`` (the net exported
+            to ONNX once, into the cache, and run by ONNX Runtime; npcaffe backend only).
     """
 
-    def __init__(self, deploy, weights, score_blob=None, mean=VOC_MEAN, allow_untouched=False):
+    ENGINES = ('caffe', 'onnxruntime')
+
+    def __init__(self, deploy, weights, score_blob=None, mean=VOC_MEAN, allow_untouched=False,
+                 engine='caffe'):
+        if engine not in self.ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(self.ENGINES)}")
         caffe = backend.caffe
         self.net = caffe.Net(str(deploy), caffe.TEST)
         untouched = load_weights(self.net, weights)
@@ -194,6 +201,13 @@ class Segmenter:
             raise ValueError(f"{deploy}: no blob named {score_blob!r}; outputs: {outputs}")
         self.score_blob = score_blob
         self.mean = mean
+        self.engine = None
+        if engine == 'onnxruntime':
+            if backend.name() != 'npcaffe':
+                raise ValueError("--engine onnxruntime exports the net with npcaffe; it does "
+                                 "not run with --backend caffe")
+            from fcn.onnx_engine import OnnxRuntimeEngine
+            self.engine = OnnxRuntimeEngine(self.net, deploy, weights, score_blob)
 
     @property
     def num_classes(self):
@@ -221,11 +235,14 @@ class Segmenter:
     def scores(self, rgb):
         """(classes, H, W) float32 scores for an RGB uint8 image."""
         data = preprocess(rgb, self.mean)
-        blob = self.net.blobs[self.input]
-        blob.reshape(*data.shape)
-        blob.data[...] = data
-        self.net.forward()
-        out = self.net.blobs[self.score_blob].data[0]
+        if self.engine is not None:
+            out = self.engine.scores(np.ascontiguousarray(data))[0]
+        else:
+            blob = self.net.blobs[self.input]
+            blob.reshape(*data.shape)
+            blob.data[...] = data
+            self.net.forward()
+            out = self.net.blobs[self.score_blob].data[0]
         if out.shape[1:] != rgb.shape[:2]:
             raise ValueError(f"the net's {self.score_blob!r} is {out.shape[1]}x{out.shape[2]} "
                              f"for a {rgb.shape[0]}x{rgb.shape[1]} input; a deploy net must "
@@ -282,6 +299,9 @@ def build_parser():
     parser.add_argument('--max-size', type=int, metavar='PIXELS',
                         help='downscale images whose longer side exceeds this, and upscale '
                              'the labels back (also lifts Pillow\'s pixel limit)')
+    parser.add_argument('--engine', choices=Segmenter.ENGINES, default='caffe',
+                        help="run the net with the backend (caffe, default) or with ONNX "
+                             "Runtime (exported once into the cache: $FCN_CACHE/onnx)")
     parser.add_argument('--allow-untouched', action='store_true',
                         help='segment even when the weights leave layers with parameters at '
                              'their fillers')
@@ -301,7 +321,7 @@ def run(args):
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
     seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
-                    allow_untouched=args.allow_untouched)
+                    allow_untouched=args.allow_untouched, engine=args.engine)
     failed = []
     for path in runner.progress(paths, label='segmenting', unit='images'):
         try:

@@ -91,15 +91,81 @@ def test_base_image_is_slim_python():
 
 
 def test_install_lines_are_the_readmes():
-    installs = [arg for word, arg in dockerfile_instructions()
+    """The image installs the dependencies in a layer before the source is copied (an edit
+    rebuilds in seconds), then the project with the README's own install command, both at the
+    versions of docker/constraints.txt."""
+    instructions = dockerfile_instructions()
+    source = instructions.index(('COPY', '. /opt/fcn'))
+    installs = [(i, arg) for i, (word, arg) in enumerate(instructions)
                 if word == 'RUN' and 'pip install' in arg]
-    assert installs, 'the Dockerfile installs nothing'
     setup = readme_blocks()[0]                        # "Set up": install, then the tests
-    readme_installs = [line.strip() for line in setup.splitlines() if 'pip install' in line]
-    assert readme_installs
-    for line in installs:
-        assert line in readme_installs, f"Dockerfile installs with {line!r}, the README " \
-                                        f"with {readme_installs}"
+    (readme_install,) = [line.strip() for line in setup.splitlines() if 'pip install' in line]
+    constrained = readme_install.replace('pip install', 'pip install -c docker/constraints.txt')
+    assert [i for i, arg in installs if constrained in arg] and \
+        all(i > source for i, arg in installs if constrained in arg), installs
+    deps = [(i, arg) for i, arg in installs if '-r ' in arg]
+    assert deps and deps[0][0] < source and 'python docker/requirements.py test' in deps[0][1]
+    copied = [arg for word, arg in instructions[:source] if word == 'COPY']
+    assert any('pyproject.toml' in arg for arg in copied)
+    assert any('docker/requirements.py' in arg and 'docker/constraints.txt' in arg
+               for arg in copied)
+
+
+def test_requirements_script_lists_pyprojects_dependencies():
+    import tomllib
+    project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+    result = subprocess.run([sys.executable, str(ROOT / 'docker' / 'requirements.py'), 'test'],
+                            capture_output=True, text=True, check=True)
+    listed = result.stdout.split()
+    assert listed == list(dict.fromkeys(project['dependencies'] +
+                                        project['optional-dependencies']['test']))
+
+
+def test_constraints_pin_every_dependency():
+    import tomllib
+    project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+    pins = {}
+    for line in (ROOT / 'docker' / 'constraints.txt').read_text().splitlines():
+        if line.strip() and not line.startswith('#'):
+            name, _, version = line.partition('==')
+            assert version, f"constraints.txt: {line!r} is not name==version"
+            pins[name.lower().replace('_', '-')] = version
+    for requirement in project['dependencies'] + project['optional-dependencies']['test']:
+        name = re.split(r'[<>=!~ ;\[]', requirement, maxsplit=1)[0].lower()
+        assert name in pins, f"docker/constraints.txt pins no version of {name}"
+
+
+def test_any_uid_can_run_the_image():
+    """--user $(id -u):$(id -g): HOME, the caches and /out are writable for every uid."""
+    instructions = dockerfile_instructions()
+    env = ' '.join(arg for word, arg in instructions if word == 'ENV')
+    assert 'HOME=/home/fcn' in env and 'XDG_CACHE_HOME=/home/fcn/.cache' in env
+    runs = ' '.join(arg for word, arg in instructions if word == 'RUN')
+    assert re.search(r'chmod 1777 /home/fcn /home/fcn/\.cache /out', runs)
+    assert '--user "$(id -u):$(id -g)"' in README.read_text()
+
+
+def test_every_verb_execs_so_that_signals_reach_the_tool():
+    """docker stop sends SIGTERM to PID 1: the entry script must replace itself with the tool
+    (exec), so that training snapshots before it stops."""
+    for verb, command in dispatch_table().items():
+        if verb not in ('help', '-h', '--help'):
+            assert command.startswith('exec ') or ' exec ' in command, (verb, command)
+
+
+def test_ignore_files_keep_run_outputs_out_and_scripts_lf():
+    ignored = (ROOT / '.dockerignore').read_text().split()
+    for entry in ('*.caffemodel', '*.solverstate', 'voc-fcn*/', 'my-*/', 'seg/', 'photos/',
+                  'data', 'runs'):
+        assert entry in ignored, entry
+    assert '*.sh text eol=lf' in (ROOT / '.gitattributes').read_text().splitlines()
+    assert b'\r' not in ENTRYPOINT.read_bytes()
+
+
+def test_readme_says_where_the_test_verb_finds_the_shared_data():
+    text = README.read_text()
+    assert re.search(r'docker run .*-v "?[^ ]*shared:/shared:ro"? -e FCN_SHARED=/shared '
+                     r'fcn-npcaffe test', text), 'the README does not show the test verb'
 
 
 def test_entrypoint_is_the_dispatch_script():

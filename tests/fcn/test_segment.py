@@ -189,3 +189,26 @@ def test_progress_shows_itself_off_a_terminal(capsys):
     quiet = io.StringIO()
     list(runner.progress(range(3), stream=quiet, every=3600))
     assert quiet.getvalue() == ''                  # short work: nothing to show
+
+
+def test_the_onnxruntime_engine_writes_the_same_label_pngs(tiny_fcn, tmp_path, monkeypatch):
+    """--engine onnxruntime on voc-mini: the net exported once into the cache (and reused),
+    the label PNGs identical to the default engine's."""
+    from tests.conftest import require_shared
+    images = sorted(require_shared('data', 'voc-mini', 'VOC2012', 'JPEGImages').glob('*.jpg'))
+    monkeypatch.setenv('FCN_CACHE', str(tmp_path / 'cache'))
+    argv = ['--deploy', str(tiny_fcn[0]), '--weights', str(tiny_fcn[1])]
+    inputs = [str(p) for p in images[:4]]
+    assert segment.main(argv + ['--out', str(tmp_path / 'npcaffe')] + inputs) == 0
+    assert segment.main(argv + ['--out', str(tmp_path / 'ort'), '--engine', 'onnxruntime']
+                        + inputs) == 0
+    (model,) = (tmp_path / 'cache' / 'onnx').glob('*.onnx')
+    stamp = model.stat().st_mtime_ns
+    for path in images[:4]:
+        with Image.open(tmp_path / 'npcaffe' / f'{path.stem}.png') as a, \
+                Image.open(tmp_path / 'ort' / f'{path.stem}.png') as b:
+            assert a.size == b.size
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=path.stem)
+    assert segment.main(argv + ['--out', str(tmp_path / 'ort2'), '--engine', 'onnxruntime']
+                        + inputs[:1]) == 0
+    assert model.stat().st_mtime_ns == stamp                      # the cache is reused
