@@ -130,7 +130,7 @@ def test_device_query_help_and_unknown_verbs(capsys):
     status, out, _ = run(capsys)
     assert status == 0 and 'train' in out and 'convert_imageset' in out
     status, _, err = run(capsys, 'tarin')
-    assert status == 2 and "unknown command 'tarin'. Did you mean train?" in err
+    assert status == 2 and "unknown command 'tarin'. Did you mean train" in err
     status, _, err = run(capsys, 'train', '-solvr', 'x')
     assert status == 2 and 'did you mean -solver?' in err
     status, _, err = run(capsys, 'train', '-solver', 'missing.prototxt')
