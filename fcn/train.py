@@ -186,6 +186,25 @@ class WeightsError(ValueError):
     fillers); the message names the layers."""
 
 
+def _refuse(message, allow_fresh):
+    """WeightsError with ``message`` and the way to override it, or (``allow_fresh``) a loud
+    warning and go on."""
+    message += " (pass --allow-fresh-layers to train anyway)"
+    if not allow_fresh:
+        raise WeightsError(message)
+    log.warning(message)
+
+
+def _check_trap(net, fresh, where, remedy, allow_fresh):
+    """Refuse (see :func:`_refuse`) the layers of ``fresh`` caught in the all-zero trap."""
+    dead = dead_layers(net, fresh)
+    if dead:
+        shown = ', '.join(f"{layer} (after {upstream})" for layer, upstream in dead[:5])
+        _refuse(f"{where}: the layers {shown} start with all-zero weights fed by another "
+                f"all-zero layer: in this all-zero trap no gradient reaches their weights, the "
+                f"loss stays constant and every pixel gets one class; {remedy}", allow_fresh)
+
+
 def init_weights(net, weights, allow_fresh=False):
     """Load ``weights`` into ``net`` (copy or transplant, detected); bilinear kernels for
     Deconvolution layers the weights did not reach. Returns the transplant report.
@@ -204,26 +223,14 @@ def init_weights(net, weights, allow_fresh=False):
         surgery.interp(net, bilinear)
         log.info("bilinear kernels for %s", ', '.join(bilinear))
     fresh = [name for name in net.params if name not in reached and name not in bilinear]
-    hint = " (pass --allow-fresh-layers to train anyway)"
     if not reached and net.params:
-        message = (f"{weights}: none of its {len(source.params)} layers with parameters "
-                   f"matches a layer of the net by name (0 of the net's {len(net.params)}), so "
-                   f"training would start from the net's fillers; are these the weights of "
-                   f"another net? Check that the layer names agree{hint}")
-        if not allow_fresh:
-            raise WeightsError(message)
-        log.warning(message)
-    dead = dead_layers(net, fresh)
-    if dead:
-        shown = ', '.join(f"{layer} (after {upstream})" for layer, upstream in dead[:5])
-        message = (f"{weights}: the layers {shown} start with all-zero weights fed by another "
-                   f"all-zero layer (neither copied from {weights} nor bilinear): in this "
-                   f"all-zero trap no gradient reaches their weights, the loss stays constant "
-                   f"and every pixel gets one class; initialise them from weights that name "
-                   f"them, or give them a weight_filler{hint}")
-        if not allow_fresh:
-            raise WeightsError(message)
-        log.warning(message)
+        _refuse(f"{weights}: none of its {len(source.params)} layers with parameters matches a "
+                f"layer of the net by name (0 of the net's {len(net.params)}), so training "
+                f"would start from the net's fillers; are these the weights of another net? "
+                f"Check that the layer names agree", allow_fresh)
+    _check_trap(net, fresh, weights, f"initialise them from weights that name them (neither "
+                f"copied from {weights} nor bilinear now), or give them a weight_filler",
+                allow_fresh)
     if fresh:
         log.info("layers that start from their fillers: %s", ', '.join(fresh))
     return report
@@ -233,27 +240,15 @@ def check_from_scratch(net, param, solver_path, allow_fresh=False):
     """WeightsError (unless ``allow_fresh``) when training without initial weights cannot
     learn: the reference schedule (a loss summed over the pixels, base_lr <= 1e-8) from the
     fillers, or layers caught in the all-zero trap."""
-    fresh = list(net.params)
-    hint = " (pass --allow-fresh-layers to train anyway)"
     if 0 < param.base_lr <= REFERENCE_RATE:
-        message = (f"{solver_path}: base_lr {param.base_lr:g} is the reference schedule for "
-                   f"fine-tuning from VGG16 (a loss summed over the pixels); from the net's "
-                   f"fillers alone the loss stays constant at that rate: give --weights (the "
-                   f"transplanted VGG16, e.g. from fcn surgery), or raise base_lr and normalize "
-                   f"the loss{hint}")
-        if not allow_fresh:
-            raise WeightsError(message)
-        log.warning(message)
-    dead = dead_layers(net, fresh)
-    if dead:
-        shown = ', '.join(f"{layer} (after {upstream})" for layer, upstream in dead[:5])
-        message = (f"{solver_path}: without --weights the layers {shown} start with all-zero "
-                   f"weights fed by another all-zero layer: in this all-zero trap no gradient "
-                   f"reaches their weights and the loss stays constant; give them a "
-                   f"weight_filler or pass --weights{hint}")
-        if not allow_fresh:
-            raise WeightsError(message)
-        log.warning(message)
+        _refuse(f"{solver_path}: base_lr {param.base_lr:g} is the reference schedule for "
+                f"fine-tuning from VGG16 (a loss summed over the pixels); from the net's "
+                f"fillers alone the loss stays constant at that rate: give --weights (the "
+                f"transplanted VGG16, e.g. from fcn surgery), or raise base_lr and normalize "
+                f"the loss", allow_fresh)
+    _check_trap(net, list(net.params), solver_path,
+                "give them a weight_filler or pass --weights (without --weights every layer "
+                "starts from its filler)", allow_fresh)
 
 
 # ------------------------------------------------------------------------------------------

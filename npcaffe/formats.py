@@ -9,15 +9,13 @@ message classes of ``npcaffe.proto.caffe_pb2``.
 Every writer goes to a temporary file in the target folder and renames it into place, so an
 interrupted write never leaves a half-written file under the final name.
 """
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from google.protobuf import message as pb_message
 from google.protobuf import text_format
 
+from npcaffe.atomic import atomic_write
 from npcaffe.errors import ModelFileError, PrototxtError
 from npcaffe.proto import caffe_pb2
 
@@ -74,40 +72,6 @@ def write_text(path, message):
     """Write ``message`` as prototxt to ``path``, atomically."""
     with atomic_write(path, 'w') as f:
         f.write(to_text(message))
-
-
-def _file_mode():
-    """0666 less the umask: the mode open() would give a new file (mkstemp gives 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path`` for any writer that takes a path; on success it
-    is synced and renamed over ``path``, on failure removed (``path`` keeps its content)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path('.')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    os.chmod(tmp, _file_mode())
-    try:
-        yield tmp
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode='wb'):
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
-    with atomic_path(path) as tmp, open(tmp, mode) as f:
-        yield f
 
 
 # ------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from npcaffe import formats
+from npcaffe.atomic import atomic_path
 from npcaffe.errors import ModelFileError, WeightShapeError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def is_hdf5(path):
 def _atomic_h5(path):
     """An h5py File open for writing at a temporary name; renamed to ``path`` on success."""
     h5py = _h5py()
-    with formats.atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:
         yield f
 
 

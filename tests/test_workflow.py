@@ -111,9 +111,10 @@ def test_solver_paths_resolve_beside_the_solver_and_errors_name_them(tmp_path, v
         train.prepare_solver(bad, tmp_path / 'o')
 
 
-# engine modules that are not Caffe's API (command-line plumbing): the toolkit may use them
+# engine modules that are not Caffe's API (command-line plumbing, the atomic writer): the
+# toolkit may use them
 # whatever the backend, as they touch no net, blob or solver.
-ENGINE_HELPERS = ('npcaffe.cli.runner', 'npcaffe.cli')
+ENGINE_HELPERS = ('npcaffe.cli.runner', 'npcaffe.cli', 'npcaffe.atomic')
 
 
 def _engine_imports(path):
