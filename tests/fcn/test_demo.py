@@ -94,6 +94,7 @@ def test_short_demo_end_to_end(tmp_path, capsys):
     assert demo.run(out, seed=0, settings=TINY) == 0
     printed = capsys.readouterr().out
     assert 'mean IU' in printed and 'predictions' in printed
+    assert printed.startswith('demo: ')          # a first line before the dataset is made
     records = [json.loads(line)
                for line in (out / 'train' / 'scores.jsonl').read_text().splitlines()]
     assert [r['iter'] for r in records] == [3, 6]
