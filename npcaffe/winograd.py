@@ -34,9 +34,10 @@ the exact (float64) product is 3.3e-7 (F(2x2)) and 4.4e-6 (F(4x4)) of the larges
 within 3.0e-6 forward and 1.9e-5 backward of BVLC Caffe (tolerances 1e-4 and 1e-3).
 
 Every step is a matrix product, so that each runs as one BLAS call over a whole band of tiles:
-a band of ``nt`` tile rows (all ``tw`` tile columns) is gathered from the padded input as
-d (a, a, C, nt, tw) (one strided copy), transformed by V = B^T d B (two products with B^T, over
-the tile's rows then its columns), multiplied (the a^2 GEMMs U (a^2, M, C) @ V (a^2, C, t)),
+a band of ``nt`` tile rows (all ``tw`` tile columns) pads its own rows of the input (no
+padded copy of the whole input is kept), gathers its tiles as d (a, a, C, nt, tw) (one strided
+copy), transforms them by V = B^T d B (two products with B^T, over the tile's rows then its
+columns), multiplied (the a^2 GEMMs U (a^2, M, C) @ V (a^2, C, t)),
 transformed back by A^T . A and written into the output's m x m phases (with the bias). Bands
 are cache-sized and run one per worker.
 """
@@ -81,48 +82,51 @@ def tiles(out_hw, variant):
     return -(-out_hw[0] // m), -(-out_hw[1] // m)
 
 
-def padded_shape(channels, out_hw, variant):
-    """Shape of the padded input the tiles read: (C, m th + 2, m tw + 2)."""
-    th, tw = tiles(out_hw, variant)
-    return channels, variant.m * th + 2, variant.m * tw + 2
+def band_scratch_sizes(channels, outputs, tile_rows, tile_cols, variant):
+    """Elements of the four work arrays :func:`conv_band` needs: the band's padded input rows
+    (C (m nt + 2) (m tw + 2)), two of the input side (a^2 C t each, t = tile_rows *
+    tile_cols) and one of the product (a^2 M t and the output transform's half)."""
+    m, a = variant.m, variant.a
+    t = tile_rows * tile_cols
+    return (channels * (m * tile_rows + 2) * (m * tile_cols + 2), a * a * channels * t,
+            a * a * channels * t, a * a * outputs * t + m * a * outputs * t)
 
 
-def pad_into(img, buf, pad):
-    """Fill ``buf`` (``padded_shape``) with ``img`` (C, H, W) zero-padded by ``pad`` at the
-    top left and by zeros up to the tiles' extent; return ``buf``."""
+def pad_rows(img, buf, pad, r0):
+    """Fill ``buf`` (C, R, Wp) with rows [r0, r0 + R) of ``img`` (C, H, W) zero-padded by
+    ``pad`` at the top left and by zeros past its end; return ``buf``."""
     ph, pw = pad
     _, h, w = img.shape
-    buf[:, :ph] = 0
-    buf[:, ph + h:] = 0
-    buf[:, ph:ph + h, :pw] = 0
-    buf[:, ph:ph + h, pw + w:] = 0
-    buf[:, ph:ph + h, pw:pw + w] = img
+    rows = buf.shape[1]
+    first, stop = max(r0 - ph, 0), min(r0 + rows - ph, h)         # the image rows inside
+    if stop <= first:
+        buf[...] = 0
+        return buf
+    top, bottom = first + ph - r0, stop + ph - r0
+    buf[:, :top] = 0
+    buf[:, bottom:] = 0
+    buf[:, top:bottom, :pw] = 0
+    buf[:, top:bottom, pw + w:] = 0
+    buf[:, top:bottom, pw:pw + w] = img[:, first:stop]
     return buf
 
 
-def band_scratch_sizes(channels, outputs, tile_rows, tile_cols, variant):
-    """Elements of the three work arrays :func:`conv_band` needs: two of the input side
-    (a^2 C t each, t = tile_rows * tile_cols) and one of the product (a^2 M t)."""
-    t = tile_rows * tile_cols
-    a2 = variant.a ** 2
-    return a2 * channels * t, a2 * channels * t, a2 * outputs * t + variant.m * variant.a * \
-        outputs * t
-
-
-def conv_band(padded, u, out, t0, nt, work_a, work_b, work_mid, variant, bias=None):
-    """Rows [m t0, m (t0 + nt)) of ``out`` (M, Ho, Wo) = the 3x3 convolution of ``padded``
-    (``padded_shape``) with transformed weights ``u`` (a^2, M, C) [+ bias (M,)]; ``work_*``
-    are flat scratch arrays of ``band_scratch_sizes``."""
+def conv_band(img, pad, u, out, t0, nt, work_pad, work_a, work_b, work_mid, variant,
+              bias=None):
+    """Rows [m t0, m (t0 + nt)) of ``out`` (M, Ho, Wo) = the 3x3 convolution of ``img``
+    (C, H, W) zero-padded by ``pad``, with transformed weights ``u`` (a^2, M, C) [+ bias
+    (M,)]; ``work_*`` are flat scratch arrays of ``band_scratch_sizes``."""
     m, a = variant.m, variant.a
-    c, mo = padded.shape[0], u.shape[1]
-    tw = (padded.shape[2] - 2) // m
+    c, mo = img.shape[0], u.shape[1]
+    tw = tiles(out.shape[1:], variant)[1]
     t = nt * tw
-    bt = xp.asarray(variant.bt, dtype=padded.dtype)
-    at = xp.asarray(variant.at, dtype=padded.dtype)
-    # gather: d[i, j, c, y, x] = padded[c, m (t0 + y) + i, m x + j]        (a, a, C, nt, tw)
-    band = padded[:, m * t0:]
+    bt = xp.asarray(variant.bt, dtype=img.dtype)
+    at = xp.asarray(variant.at, dtype=img.dtype)
+    # the band's padded rows, then the tiles: d[i, j, c, y, x] = band[c, m y + i, m x + j]
+    band = pad_rows(img, work_pad[:c * (m * nt + 2) * (m * tw + 2)].reshape(
+        c, m * nt + 2, m * tw + 2), pad, m * t0)
     s_c, s_h, s_w = band.strides
-    d = work_a[:a * a * c * t].reshape(a, a, c, nt, tw)
+    d = work_a[:a * a * c * t].reshape(a, a, c, nt, tw)                # (a, a, C, nt, tw)
     xp.copyto(d, _as_strided(band, shape=(a, a, c, nt, tw),
                              strides=(s_h, s_w, s_c, m * s_h, m * s_w), writeable=False))
     # input transform: rows (index i) then columns (index j): V = B^T d B    (a, a, C t)

@@ -337,11 +337,6 @@ class _BaseConvolution(Layer):
         variant = winograd.VARIANTS[winograd_tile(c)]
         with one_blas_thread():
             u = winograd.transform_weights(wmat.reshape(m, c, 3, 3), variant)
-        shape = winograd.padded_shape(c, out_hw, variant)
-        padded = scratch('winograd', shape[0] * shape[1] * shape[2], img.dtype).reshape(shape)
-        parallel_map(lambda rng: winograd.pad_into(img[rng[0]:rng[1]], padded[rng[0]:rng[1]],
-                                                   pad),
-                     chunks(c, 2 * num_threads()), blas=False)
         th, tw = winograd.tiles(out_hw, variant)
         nt = max(1, min(th, WINOGRAD_BAND_ELEMENTS // (variant.a ** 2 * c * tw)))
         bands = -(-th // nt)
@@ -353,7 +348,7 @@ class _BaseConvolution(Layer):
 
         def band(t0):
             work = [scratch(f'winograd{i}', n, img.dtype) for i, n in enumerate(sizes)]
-            winograd.conv_band(padded, u, out3, t0, min(nt, th - t0), *work, variant,
+            winograd.conv_band(img, pad, u, out3, t0, min(nt, th - t0), *work, variant,
                                bias=bias_m)
         parallel_map(band, range(0, th, nt))
 
