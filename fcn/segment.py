@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcn import backend, surgery, vis
+from fcn import backend, surgery, tiles, vis
 from fcn.files import atomic_write, save_image, save_png
 from npcaffe.cli import runner
 
@@ -250,12 +250,19 @@ class Segmenter:
         return out.copy()
 
 
-def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=False):
-    """Segment the image at ``path``; write its outputs into ``out_dir``; return the label."""
+def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=False,
+                 tiler=None):
+    """Segment the image at ``path``; write its outputs into ``out_dir``; return the label.
+    With ``tiler`` (an ``fcn.tiles.Tiler``), in overlapping tiles (the same scores)."""
     small, (width, height) = load_image(path, max_size)
-    seg.check_memory(small.shape[0], small.shape[1], path)
-    scores = seg.scores(small)
-    label = scores.argmax(axis=0).astype(np.uint8)       # (H, W)
+    if tiler is not None:
+        scores = tiler.scores(small) if save_scores else None
+        label = tiler.label(small) if scores is None else scores.argmax(axis=0).astype(np.uint8)
+        small_label = label
+    else:
+        seg.check_memory(small.shape[0], small.shape[1], path)
+        scores = seg.scores(small)
+        label = small_label = scores.argmax(axis=0).astype(np.uint8)       # (H, W)
     if small.shape[:2] != (height, width):
         with warnings.catch_warnings(), _pixel_limit(None):    # the file's own size
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
@@ -265,7 +272,7 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
     save_png(vis.label_to_pil(label, pal), out_dir / f"{stem}.png")
     if overlay:
         if small.shape[:2] != (height, width):        # blend at the size segmented
-            label = scores.argmax(axis=0).astype(np.uint8)
+            label = small_label
         blended = Image.fromarray(vis.overlay(small, label, palette=pal))
         save_image(blended, out_dir / f"{stem}_overlay.jpg", 'JPEG', quality=90)
     if save_scores:
@@ -305,6 +312,10 @@ def build_parser():
     parser.add_argument('--allow-untouched', action='store_true',
                         help='segment even when the weights leave layers with parameters at '
                              'their fillers')
+    parser.add_argument('--tile', type=int, metavar='PIXELS',
+                        help='segment in tiles of this many pixels a side, overlapping by the '
+                             "net's receptive field (the same scores; for images larger than "
+                             'memory)')
     backend.add_argument(parser)
     return parser
 
@@ -322,10 +333,12 @@ def run(args):
     args.out.mkdir(parents=True, exist_ok=True)
     seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
                     allow_untouched=args.allow_untouched, engine=args.engine)
+    tiler = tiles.Tiler(seg, args.deploy, args.tile) if args.tile else None
     failed = []
     for path in runner.progress(paths, label='segmenting', unit='images'):
         try:
-            segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores)
+            segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores,
+                         tiler)
         except (ValueError, MemoryError) as exc:
             log.error("%s", exc)
             failed.append((path, exc))

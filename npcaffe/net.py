@@ -6,6 +6,23 @@ blob feeds several layers (so their diffs are summed), connect bottoms and tops 
 like its bottom is computed in place), set every layer up, share parameters by name, decide
 which layers need backward (pruning what does not reach a loss; ``force_backward``), and
 collect the net's outputs (blobs no layer consumes, in name order as Caffe's std::set).
+
+Inference memory (npcaffe only, off by default): with ``Net(..., reuse_memory=True)`` or
+``net.reuse_memory = True`` on a TEST-phase net, a whole-net ``forward()`` (no ``start`` or
+``end``) releases each intermediate blob's buffers as soon as the last layer that reads it has
+run, so that its memory goes to the blobs after it (FCN-8s at 1000x750: the blobs take 2.3 GB
+at once, the largest two neighbours 0.6 GB). The rule: every blob is released after its last
+reader unless it is
+
+* an output of the net, or named in ``forward(blobs=[...])``;
+* a top of a layer without bottoms (Input, data layers: what the caller fills or reads).
+
+A released blob has shape (0,) and an empty ``data`` until the next forward fills it again:
+a pycaffe script that reads ``net.blobs[name].data`` of an inner blob after ``forward()``
+leaves ``reuse_memory`` off (the default, Caffe's behaviour: every blob keeps its data) or
+names the blob in ``blobs=``. Passes with ``start`` or ``end`` release nothing (what a later
+``forward(start=...)`` reads must be there); TRAIN-phase nets refuse the flag (backward needs
+every blob).
 """
 import logging
 import os
@@ -23,6 +40,8 @@ from npcaffe.net_param import filter_net, insert_splits, load_net_param
 from npcaffe.proto import caffe_pb2
 
 log = logging.getLogger(__name__)
+#: What a released blob's data and diff become (see reuse_memory in the module docstring).
+_EMPTY = Blob((0,))
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
 
@@ -43,7 +62,7 @@ class Net:
     """
 
     def __init__(self, network_file, *args, phase=None, level=0, stages=None, weights=None,
-                 dtype=xp.float32):
+                 dtype=xp.float32, reuse_memory=False):
         if len(args) == 2:
             weights, phase = args
         elif len(args) == 1:
@@ -64,8 +83,20 @@ class Net:
         state.stage.extend(stages or [])
         self.phase = phase
         self._init(param, state)
+        self.reuse_memory = reuse_memory
         if weights is not None:
             self.copy_from(weights)
+
+    @property
+    def reuse_memory(self):
+        """True: TEST forwards release the inner blobs (the rule in this module's docstring)."""
+        return self._reuse_memory
+
+    @reuse_memory.setter
+    def reuse_memory(self, value):
+        if value and self.phase != TEST:
+            raise ValueError("reuse_memory is for TEST-phase nets: backward needs every blob")
+        self._reuse_memory = bool(value)
 
     # -- construction -------------------------------------------------------------------------
     def _init(self, in_param, state):
@@ -259,18 +290,50 @@ class Net:
         return ([self._blobs[i] for i in self._bottom_ids[li]],
                 [self._blobs[i] for i in self._top_ids[li]])
 
-    def _forward(self, start, end):
-        """Run layers start..end (inclusive indices); return the weighted loss."""
+    def _forward(self, start, end, keep=None):
+        """Run layers start..end (inclusive indices); return the weighted loss. With ``keep``
+        (blob names), release the other blobs of the pass after their last reader (see
+        :meth:`_releases`)."""
+        releases = self._releases(start, end, keep) if keep is not None else {}
         loss = 0.0
         for li in range(start, end + 1):
             layer = self.layers[li]
             bottom, top = self._vecs(li)
             layer.reshape(bottom, top)
             layer.forward(bottom, top)
+            for bid in releases.get(li, ()):
+                blob = self._blobs[bid]
+                blob.reshape(0)                  # drop the buffers, not the Blob object
+                blob.share_data(_EMPTY)
+                blob.share_diff(_EMPTY)
             for ti, weight in self._loss_tops[li]:
                 top[ti].diff[...] = weight       # Caffe keeps the loss weight in the diff
                 loss += weight * float(top[ti].data.sum(dtype=xp.float64))
         return loss
+
+    def _releases(self, start, end, keep):
+        """{layer index: [blob ids to release after it]} for a pass start..end: the blobs made
+        in the pass, after their last use in it, except those in ``keep``, the tops of layers
+        without bottoms and the blobs read after ``end`` (the rule of the module docstring)."""
+        made, last_use, kept = set(), {}, set()
+        for li in range(len(self.layers)):
+            if li > end:
+                kept.update(self._bottom_ids[li])
+            elif li >= start:
+                if not self._bottom_ids[li]:
+                    kept.update(self._top_ids[li])
+                made.update(self._top_ids[li])
+                for bid in self._bottom_ids[li] + self._top_ids[li]:
+                    last_use[bid] = li
+        ids = {name: bid for bid, name in enumerate(self._blob_names)}
+        for name in keep:
+            if name not in ids:
+                raise KeyError(f"no blob {name!r} in the net; blobs: {', '.join(ids)}")
+            kept.add(ids[name])
+        releases = {}
+        for bid in sorted(made - kept):
+            releases.setdefault(last_use[bid], []).append(bid)
+        return releases
 
     def _backward(self, start, end):
         """Run backward from layer ``start`` down to ``end`` (inclusive indices)."""
@@ -310,7 +373,9 @@ class Net:
                 raise ValueError(f"input {name!r} has batch size {value.shape[:1]}, the blob "
                                  f"{blob.shape[0]}; reshape the blob first")
             blob.data[...] = value
-        self._forward(start_ind, end_ind)
+        whole = start is None and end is None
+        keep = outputs if self.reuse_memory and whole else None
+        self._forward(start_ind, end_ind, keep)
         return {name: self.blobs[name].data for name in outputs}
 
     def backward(self, diffs=None, start=None, end=None, **kwargs):

@@ -1,114 +1,154 @@
-"""Winograd's minimal filtering F(2x2, 3x3) for 3x3 convolutions with stride 1 (Lavin & Gray,
-"Fast Algorithms for Convolutional Neural Networks", 2016).
+"""Winograd's minimal filtering F(m x m, 3x3) for 3x3 convolutions with stride 1 (Lavin & Gray,
+"Fast Algorithms for Convolutional Neural Networks", 2016), for output tiles of m = 2 and m = 4.
 
-Each 2x2 block of outputs comes from a 4x4 tile of the (padded) input, tiles overlapping by 2:
+Each m x m block of outputs comes from an a x a tile (a = m + 2) of the zero-padded input, tiles
+overlapping by 2:
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise, per input/output channel pair)
 
-    B^T = [[1, 0,-1, 0],      G = [[ 1,   0,   0 ],      A^T = [[1, 1, 1, 0],
-           [0, 1, 1, 0],           [1/2, 1/2, 1/2],             [0, 1,-1,-1]]
-           [0,-1, 1, 0],           [1/2,-1/2, 1/2],
-           [0, 1, 0,-1]]           [ 0,   0,   1 ]]
+Summed over input channels, the a^2 elementwise products become a^2 GEMMs, (Cout x Cin) @
+(Cin x tiles): a^2 multiplications per m^2 outputs instead of 9 m^2, at the price of the input
+and output transforms, which cost in proportion to Cin + Cout while the GEMMs cost Cin * Cout.
 
-Summed over input channels, the 16 elementwise products become 16 GEMMs, (Cout x Cin) @
-(Cin x tiles): 16 multiplications per 4 outputs instead of 36, at the price of the input and
-output transforms (additions over whole arrays). On one core this pays from 256 channels on
-(FCN's conv3 1.1x, conv4 1.4x, conv5 1.25x against im2col + GEMM), not below (the transforms
-cost more than the GEMM saves at 64 channels). The rounding error stays within a few units of
-float32 (relative 1e-6 of the largest output against the direct sum).
+    F(2x2, 3x3): 16 / 4 = 4 multiplications an output (2.25x fewer than 9)
+    F(4x4, 3x3): 36 / 16 = 2.25 multiplications an output (4x fewer)
 
-Layout: the padded input is stored with its columns split into even and odd (``phase_split``),
-so that every transform step reads and writes contiguous rows; a band of tile rows is
-transformed, multiplied and transformed back at a time (cache-sized, one per worker).
+The matrices (F(2x2): points 0, 1, -1; F(4x4): points 0, 1, -1, 2, -2, as in Lavin & Gray)::
+
+    F(2x2): B^T = [[1, 0,-1, 0],   G = [[1, 0, 0],        A^T = [[1, 1, 1, 0],
+                   [0, 1, 1, 0],        [1/2, 1/2, 1/2],          [0, 1,-1,-1]]
+                   [0,-1, 1, 0],        [1/2,-1/2, 1/2],
+                   [0, 1, 0,-1]]        [0, 0, 1]]
+
+    F(4x4): B^T = [[4, 0,-5, 0, 1, 0],   G = [[ 1/4,    0,    0],   A^T = [[1, 1, 1, 1, 1, 0],
+                   [0,-4,-4, 1, 1, 0],        [-1/6, -1/6, -1/6],          [0, 1,-1, 2,-2, 0],
+                   [0, 4,-4,-1, 1, 0],        [-1/6,  1/6, -1/6],          [0, 1, 1, 4, 4, 0],
+                   [0,-2,-1, 2, 1, 0],        [1/24, 1/12,  1/6],          [0, 1,-1, 8,-8, 1]]
+                   [0, 2,-1,-2, 1, 0],        [1/24,-1/12,  1/6],
+                   [0, 4, 0,-5, 0, 1]]        [   0,    0,    1]]
+
+The larger tile's transforms have larger coefficients, so its float32 rounding error is larger:
+measured on FCN-like data (inputs ~50, weights ~0.1, 512 channels), the largest difference from
+the exact (float64) product is 3.3e-7 (F(2x2)) and 4.4e-6 (F(4x4)) of the largest output
+(float32 im2col + GEMM: 1.8e-7); the tiny golden FCNs with F(4x4) on every 3x3 layer stay
+within 3.0e-6 forward and 1.9e-5 backward of BVLC Caffe (tolerances 1e-4 and 1e-3).
+
+Every step is a matrix product, so that each runs as one BLAS call over a whole band of tiles:
+a band of ``nt`` tile rows (all ``tw`` tile columns) pads its own rows of the input (no
+padded copy of the whole input is kept), gathers its tiles as d (a, a, C, nt, tw) (one strided
+copy), transforms them by V = B^T d B (two products with B^T, over the tile's rows then its
+columns), multiplied (the a^2 GEMMs U (a^2, M, C) @ V (a^2, C, t)),
+transformed back by A^T . A and written into the output's m x m phases (with the bias). Bands
+are cache-sized and run one per worker.
 """
+from collections import namedtuple
+
+import numpy as np
+
 from npcaffe.arraymod import xp
 
-_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+_as_strided = xp.lib.stride_tricks.as_strided
+
+#: One Winograd variant: output tile m, input tile a = m + 2, and its three matrices.
+Variant = namedtuple('Variant', 'm a bt g at')
+
+F2 = Variant(2, 4,
+             bt=((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
+             g=((1, 0, 0), (.5, .5, .5), (.5, -.5, .5), (0, 0, 1)),
+             at=((1, 1, 1, 0), (0, 1, -1, -1)))
+F4 = Variant(4, 6,
+             bt=((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+                 (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1)),
+             g=((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+                (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1)),
+             at=((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0),
+                 (0, 1, -1, 8, -8, 1)))
+VARIANTS = {2: F2, 4: F4}
 
 
-def transform_weights(w):
-    """U (16, M, C) = G g G^T for every (M, C, 3, 3) kernel g, index 4a + b."""
+def transform_weights(w, variant):
+    """U (a^2, M, C) = G g G^T for every (M, C, 3, 3) kernel g, index a*i + j; computed in
+    float64 (G's 1/6 and 1/24 are not exact in float32) and returned in ``w``'s dtype."""
     m, c = w.shape[:2]
-    g = xp.asarray(_G, dtype=w.dtype)
-    kron = xp.kron(g, g)                                   # (16, 9): U[4a+b] = kron @ g.flat
-    return xp.matmul(kron, w.reshape(m * c, 9).T).reshape(16, m, c)
+    g = np.asarray(variant.g, dtype=np.float64)
+    kron = xp.asarray(np.kron(g, g))                          # (a^2, 9): U = kron @ g.flat
+    u = xp.matmul(kron, w.reshape(m * c, 9).T.astype(np.float64))
+    return u.astype(w.dtype).reshape(variant.a ** 2, m, c)
 
 
-def tiles(out_hw):
-    """(tile rows, tile columns) covering an (Ho, Wo) output with 2x2 blocks."""
-    return -(-out_hw[0] // 2), -(-out_hw[1] // 2)
+def tiles(out_hw, variant):
+    """(tile rows, tile columns) covering an (Ho, Wo) output with m x m blocks."""
+    m = variant.m
+    return -(-out_hw[0] // m), -(-out_hw[1] // m)
 
 
-def phase_split_shape(channels, out_hw):
-    """Shape of the split padded input: (C, 2 th + 2, 2, tw + 1), [c, h, p, t] = pad[c, h, 2t+p]."""
-    th, tw = tiles(out_hw)
-    return channels, 2 * th + 2, 2, tw + 1
+def band_scratch_sizes(channels, outputs, tile_rows, tile_cols, variant):
+    """Elements of the four work arrays :func:`conv_band` needs: the band's padded input rows
+    (C (m nt + 2) (m tw + 2)), two of the input side (a^2 C t each, t = tile_rows *
+    tile_cols) and one of the product (a^2 M t and the output transform's half)."""
+    m, a = variant.m, variant.a
+    t = tile_rows * tile_cols
+    return (channels * (m * tile_rows + 2) * (m * tile_cols + 2), a * a * channels * t,
+            a * a * channels * t, a * a * outputs * t + m * a * outputs * t)
 
 
-def phase_split(img, buf, pad):
-    """Fill ``buf`` (``phase_split_shape``) with ``img`` (C, H, W) zero-padded by ``pad`` (and
-    by zeros past it up to the tiles' extent); return ``buf``."""
+def pad_rows(img, buf, pad, r0):
+    """Fill ``buf`` (C, R, Wp) with rows [r0, r0 + R) of ``img`` (C, H, W) zero-padded by
+    ``pad`` at the top left and by zeros past its end; return ``buf``."""
     ph, pw = pad
     _, h, w = img.shape
-    buf[...] = 0
-    for p in (0, 1):
-        first = (p - pw) % 2                  # the first input column landing on phase p
-        start = (first + pw) // 2
-        count = len(range(first, w, 2))
-        buf[:, ph:ph + h, p, start:start + count] = img[:, :, first::2]
+    rows = buf.shape[1]
+    first, stop = max(r0 - ph, 0), min(r0 + rows - ph, h)         # the image rows inside
+    if stop <= first:
+        buf[...] = 0
+        return buf
+    top, bottom = first + ph - r0, stop + ph - r0
+    buf[:, :top] = 0
+    buf[:, bottom:] = 0
+    buf[:, top:bottom, :pw] = 0
+    buf[:, top:bottom, pw + w:] = 0
+    buf[:, top:bottom, pw:pw + w] = img[:, first:stop]
     return buf
 
 
-def band_scratch_sizes(channels, outputs, tile_rows, tile_cols):
-    """Elements of the work arrays :func:`conv_band` needs (input, product, output side)."""
-    t = tile_rows * tile_cols
-    return (4 * channels * tile_rows * 2 * (tile_cols + 1) + 16 * channels * t,
-            16 * outputs * t, 12 * outputs * t)
-
-
-def conv_band(split, u, out, t0, nt, work_in, work_mid, work_out, bias=None):
-    """Rows [2 t0, 2 (t0 + nt)) of ``out`` (M, Ho, Wo) = the 3x3 convolution of the split
-    input ``split`` (C, Hs, 2, tw + 1) with transformed weights ``u`` (16, M, C) [+ bias
+def conv_band(img, pad, u, out, t0, nt, work_pad, work_a, work_b, work_mid, variant,
+              bias=None):
+    """Rows [m t0, m (t0 + nt)) of ``out`` (M, Ho, Wo) = the 3x3 convolution of ``img``
+    (C, H, W) zero-padded by ``pad``, with transformed weights ``u`` (a^2, M, C) [+ bias
     (M,)]; ``work_*`` are flat scratch arrays of ``band_scratch_sizes``."""
-    c, m = split.shape[0], u.shape[1]
-    tw = split.shape[3] - 1
+    m, a = variant.m, variant.a
+    c, mo = img.shape[0], u.shape[1]
+    tw = tiles(out.shape[1:], variant)[1]
     t = nt * tw
-    # input transform, rows then columns: V[4a+b] = (B^T d B)[a, b] of every tile, (C, nt, tw)
-    rows = split[:, 2 * t0:2 * t0 + 2 * nt + 2]                 # (C, 2nt+2, 2, tw+1)
-    d = [rows[:, i:i + 2 * nt:2] for i in range(4)]             # each (C, nt, 2, tw+1)
-    r = work_in[:4 * c * nt * 2 * (tw + 1)].reshape(4, c, nt, 2, tw + 1)
-    xp.subtract(d[0], d[2], out=r[0])
-    xp.add(d[1], d[2], out=r[1])
-    xp.subtract(d[2], d[1], out=r[2])
-    xp.subtract(d[1], d[3], out=r[3])
-    even0, even1 = r[..., 0, :tw], r[..., 0, 1:]                # columns 2x and 2x + 2
-    odd0, odd1 = r[..., 1, :tw], r[..., 1, 1:]                  # columns 2x + 1 and 2x + 3
-    v = work_in[4 * c * nt * 2 * (tw + 1):][:16 * c * t].reshape(4, 4, c, nt, tw)
-    xp.subtract(even0, even1, out=v[:, 0])
-    xp.add(odd0, even1, out=v[:, 1])
-    xp.subtract(even1, odd0, out=v[:, 2])
-    xp.subtract(odd0, odd1, out=v[:, 3])
-    # the 16 GEMMs
-    prod = work_mid[:16 * m * t].reshape(4, 4, m, t)
-    xp.matmul(u, v.reshape(16, c, t), out=prod.reshape(16, m, t))
-    # output transform, rows then columns: Y[i, j] (M, nt, tw) = output (2 t + i, 2 x + j)
-    s = work_out[:8 * m * t].reshape(2, 4, m, t)
-    xp.add(prod[0], prod[1], out=s[0])
-    s[0] += prod[2]
-    xp.subtract(prod[1], prod[2], out=s[1])
-    s[1] -= prod[3]
-    y = work_out[8 * m * t:][:4 * m * t].reshape(2, 2, m, t)
-    for i in (0, 1):
-        xp.add(s[i, 0], s[i, 1], out=y[i, 0])
-        y[i, 0] += s[i, 2]
-        xp.subtract(s[i, 1], s[i, 2], out=y[i, 1])
-        y[i, 1] -= s[i, 3]
+    bt = xp.asarray(variant.bt, dtype=img.dtype)
+    at = xp.asarray(variant.at, dtype=img.dtype)
+    # the band's padded rows, then the tiles: d[i, j, c, y, x] = band[c, m y + i, m x + j]
+    band = pad_rows(img, work_pad[:c * (m * nt + 2) * (m * tw + 2)].reshape(
+        c, m * nt + 2, m * tw + 2), pad, m * t0)
+    s_c, s_h, s_w = band.strides
+    d = work_a[:a * a * c * t].reshape(a, a, c, nt, tw)                # (a, a, C, nt, tw)
+    xp.copyto(d, _as_strided(band, shape=(a, a, c, nt, tw),
+                             strides=(s_h, s_w, s_c, m * s_h, m * s_w), writeable=False))
+    # input transform: rows (index i) then columns (index j): V = B^T d B    (a, a, C t)
+    rows = work_b[:a * a * c * t].reshape(a, a * c * t)
+    xp.matmul(bt, d.reshape(a, a * c * t), out=rows)
+    v = d.reshape(a, a, c * t)
+    xp.matmul(bt, rows.reshape(a, a, c * t), out=v)
+    # the a^2 GEMMs: P[k] (M, t) = U[k] (M, C) @ V[k] (C, t)
+    prod = work_mid[:a * a * mo * t].reshape(a * a, mo, t)
+    xp.matmul(u, v.reshape(a * a, c, t), out=prod)
+    # output transform: rows then columns: Y = A^T P A                     (m, m, M, nt, tw)
+    half = work_mid[a * a * mo * t:][:m * a * mo * t].reshape(m, a, mo * t)
+    xp.matmul(at, prod.reshape(a, a * mo * t), out=half.reshape(m, a * mo * t))
+    y = prod.reshape(-1)[:m * m * mo * t].reshape(m, m, mo * t)
+    xp.matmul(at, half, out=y)
+    y = y.reshape(m, m, mo, nt, tw)
     if bias is not None:
-        y += bias.reshape(1, 1, m, 1)
+        y += bias.reshape(1, 1, mo, 1, 1)
     ho, wo = out.shape[1:]
-    y = y.reshape(2, 2, m, nt, tw)
-    for i in (0, 1):
-        rows_i = len(range(2 * t0 + i, min(ho, 2 * (t0 + nt)), 2))
-        for j in (0, 1):
-            cols_j = len(range(j, wo, 2))
-            out[:, 2 * t0 + i:2 * (t0 + rows_i) + i:2, j::2] = y[i, j, :, :rows_i, :cols_j]
+    for i in range(m):
+        rows_i = len(range(m * t0 + i, min(ho, m * (t0 + nt)), m))
+        for j in range(m):
+            cols_j = len(range(j, wo, m))
+            out[:, m * t0 + i:m * (t0 + rows_i - 1) + i + 1:m, j::m] = \
+                y[i, j, :, :rows_i, :cols_j]

@@ -16,7 +16,8 @@ from tests.conftest import ROOT, require_shared
 # the modules that run on either backend (fcn.demo and fcn.downloads are npcaffe-only or
 # touch no net)
 TOOLKIT = ['layers', 'fcn/backend.py', 'fcn/files.py', 'fcn/labels.py', 'fcn/metrics.py',
-           'fcn/score.py', 'fcn/segment.py', 'fcn/surgery.py', 'fcn/train.py', 'fcn/vis.py']
+           'fcn/score.py', 'fcn/segment.py', 'fcn/surgery.py', 'fcn/tiles.py', 'fcn/train.py',
+           'fcn/vis.py']
 
 
 @pytest.fixture(scope='module')

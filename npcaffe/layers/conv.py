@@ -34,8 +34,8 @@ whose bands would add into the same memory, are split by image channel instead. 
 * with stride 1, conv^T (backward-data, a deconvolution's forward) runs as the flipped
   convolution (kernel rotated, channels swapped, pad d(k-1) - p): one GEMM with the long
   K = out_ch*kh*kw and no col2im adds, where that costs no extra work;
-* 3x3 stride-1 convolutions with many input channels use Winograd's F(2x2, 3x3)
-  (:mod:`npcaffe.winograd`).
+* 3x3 stride-1 convolutions with many input channels on a large enough map use Winograd's
+  F(4x4, 3x3) (:mod:`npcaffe.winograd`).
 """
 from npcaffe import winograd
 from npcaffe.arraymod import xp
@@ -64,12 +64,27 @@ WEIGHT_TMP_ELEMENTS = 1 << 22
 #: column side's positions (the flipped convolution's extra work).
 FLIPPED_MAX_GROWTH = 1.1
 #: 3x3 stride-1 convolutions (forward, and conv^T as the flipped convolution) of at least this
-#: many input channels run as Winograd F(2x2, 3x3); one core, against im2col + GEMM: 256
-#: channels (FCN's conv3) 1.4x, 512 (conv4, conv5) 1.5x and 1.3x, 128 1.09x, 64 0.83x.
-WINOGRAD_MIN_CHANNELS = 256
-#: A Winograd band's transformed input (16 x channels x tiles) has at most this many elements
-#: (one core, conv3: 0.165 s with 2**20, 0.176 with 2**21, 0.201 with 2**22).
+#: many input channels and output positions run as Winograd F(4x4, 3x3). On 2 cores (under
+#: another job's load), FCN's layers at 500x375, im2col + GEMM vs F(2x2) vs F(4x4), ms: conv1_2
+#: (64 ch, 573x698) 328/358/258, conv2_2 (128, 287x349) 278/259/186, conv3 (256, 144x175)
+#: 271/188/135, conv4 (512, 72x88) 227/258/154, conv5 (512, 36x44) 59/64/77: the narrow
+#: band GEMMs of a small map lose what the transforms save. conv1_1 (3 channels) stays im2col.
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_POSITIONS = 48 * 48
+#: A Winograd band's transformed input (a^2 x channels x tiles) has at most this many elements
+#: (2 cores, F(4x4), ms with 2**19/2**20/2**21: conv1_2 299/286/268, conv3 136/135/135, conv4
+#: 305/230/245).
 WINOGRAD_BAND_ELEMENTS = 1 << 20
+#: Winograd's output tile m (2 or 4) by input channel count: (the least count, m), ascending.
+#: F(4x4) wherever Winograd runs (see above); F(2x2) is kept as the more exact variant.
+WINOGRAD_TILES = ((0, 4),)
+
+
+def winograd_tile(channels):
+    """The output tile m of the Winograd variant for ``channels`` input channels."""
+    return [m for least, m in WINOGRAD_TILES if channels >= least][-1]
+
+
 #: The weight gradient is computed transposed below this many output channels (per group).
 WEIGHT_GEMM_TRANSPOSED_BELOW = 256
 
@@ -284,7 +299,8 @@ class _BaseConvolution(Layer):
         kernel, stride, pad, dilation, (rows, width) = geometry
         g, m, k_g = wmat.shape
         if (kernel, stride, dilation, g) == ((3, 3), (1, 1), (1, 1), 1) and \
-                img.shape[0] >= WINOGRAD_MIN_CHANNELS:
+                img.shape[0] >= WINOGRAD_MIN_CHANNELS and \
+                rows * width >= WINOGRAD_MIN_POSITIONS:
             self._winograd(img, out, wmat, pad, (rows, width), bias)
             return
         k = g * k_g
@@ -314,29 +330,26 @@ class _BaseConvolution(Layer):
 
     @staticmethod
     def _winograd(img, out, wmat, pad, out_hw, bias=None):
-        """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(2x2, 3x3) (see
-        :mod:`npcaffe.winograd`), bands of tile rows on the workers."""
+        """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(m x m, 3x3) (see
+        :mod:`npcaffe.winograd`; m from :func:`winograd_tile`), bands of tile rows on the
+        workers."""
         c, m = img.shape[0], wmat.shape[1]
+        variant = winograd.VARIANTS[winograd_tile(c)]
         with one_blas_thread():
-            u = winograd.transform_weights(wmat.reshape(m, c, 3, 3))
-        shape = winograd.phase_split_shape(c, out_hw)
-        split = scratch('winograd', shape[0] * shape[1] * shape[2] * shape[3],
-                        img.dtype).reshape(shape)
-        parallel_map(lambda rng: winograd.phase_split(img[rng[0]:rng[1]], split[rng[0]:rng[1]],
-                                                      pad),
-                     chunks(c, 2 * num_threads()), blas=False)
-        th, tw = winograd.tiles(out_hw)
-        nt = max(1, min(th, WINOGRAD_BAND_ELEMENTS // (16 * c * tw)))
+            u = winograd.transform_weights(wmat.reshape(m, c, 3, 3), variant)
+        th, tw = winograd.tiles(out_hw, variant)
+        nt = max(1, min(th, WINOGRAD_BAND_ELEMENTS // (variant.a ** 2 * c * tw)))
         bands = -(-th // nt)
         bands = -(-bands // num_threads()) * num_threads()       # even rounds for the workers
         nt = -(-th // bands)
         out3 = out.reshape(m, *out_hw)
-        sizes = winograd.band_scratch_sizes(c, m, nt, tw)
+        sizes = winograd.band_scratch_sizes(c, m, nt, tw, variant)
         bias_m = None if bias is None else bias.reshape(m)
 
         def band(t0):
             work = [scratch(f'winograd{i}', n, img.dtype) for i, n in enumerate(sizes)]
-            winograd.conv_band(split, u, out3, t0, min(nt, th - t0), *work, bias=bias_m)
+            winograd.conv_band(img, pad, u, out3, t0, min(nt, th - t0), *work, variant,
+                               bias=bias_m)
         parallel_map(band, range(0, th, nt))
 
     def _gemm_col2im(self, src, img_out):

@@ -288,3 +288,86 @@ def test_module_level_api():
     npcaffe.set_random_seed(1)
     assert npcaffe.TRAIN == 0 and npcaffe.TEST == 1 and not npcaffe.has_nccl()
     # set_mode_gpu warns and keeps the CPU; NPCAFFE_STRICT_GPU=1 raises (see test_device.py)
+
+
+# -- inference memory: reuse_memory (the rule in npcaffe/net.py's docstring) --------------------
+REUSE_NET = '''
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 2 dim: 6 dim: 5 } } }
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+        convolution_param { num_output: 3 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" } } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2"
+        convolution_param { num_output: 3 kernel_size: 1 weight_filler { type: "gaussian" } } }
+layer { name: "c3" type: "Convolution" bottom: "c2" top: "c3"
+        convolution_param { num_output: 3 kernel_size: 1 weight_filler { type: "gaussian" } } }
+layer { name: "sum" type: "Eltwise" bottom: "c2" bottom: "c3" top: "sum" }
+layer { name: "c4" type: "Convolution" bottom: "sum" top: "score"
+        convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" } } }
+'''
+
+
+def reuse_pair(tmp_path):
+    """The same net (same weights) without and with reuse_memory."""
+    path = write(tmp_path, REUSE_NET)
+    plain = npcaffe.Net(path, npcaffe.TEST)
+    plain.save(str(tmp_path / 'w.caffemodel'))
+    reusing = npcaffe.Net(path, str(tmp_path / 'w.caffemodel'), npcaffe.TEST, reuse_memory=True)
+    return plain, reusing
+
+
+def test_reuse_memory_releases_inner_blobs_and_keeps_results(tmp_path):
+    plain, net = reuse_pair(tmp_path)
+    rng = np.random.default_rng(0)
+    for shape in ((1, 2, 6, 5), (1, 2, 9, 4), (1, 2, 6, 5)):   # released blobs grow back
+        x = rng.standard_normal(shape).astype(np.float32)
+        for n in (plain, net):
+            n.blobs['data'].reshape(*shape)
+            n.blobs['data'].data[...] = x
+        expected = plain.forward()['score']
+        out = net.forward()
+        np.testing.assert_array_equal(out['score'], expected)
+        np.testing.assert_array_equal(net.blobs['data'].data, x)      # the input stays
+        assert net.blobs['score'].data is out['score'] or \
+            np.array_equal(net.blobs['score'].data, expected)
+        # inner blobs (the split copies of c2 included) are released
+        inner = [name for name in net.blobs if name not in ('data', 'score')]
+        assert 'c2' in inner and any('split' in name for name in inner)
+        for name in inner:
+            assert net.blobs[name].shape == (0,) and net.blobs[name].data.size == 0, name
+        # the plain net keeps everything, as pycaffe users expect
+        assert all(plain.blobs[name].data.size for name in plain.blobs)
+
+
+def test_reuse_memory_keeps_named_blobs_and_partial_passes_release_nothing(tmp_path):
+    plain, net = reuse_pair(tmp_path)
+    x = np.random.default_rng(1).standard_normal((1, 2, 6, 5)).astype(np.float32)
+    plain.forward(data=x)
+    # passes with start or end release nothing: a later pass goes on from them
+    net.forward(end='c2', data=x)
+    for name in ('c1', 'c2'):
+        np.testing.assert_array_equal(net.blobs[name].data, plain.blobs[name].data)
+    out = net.forward(start='c2_c2_0_split')
+    np.testing.assert_array_equal(out['score'], plain.blobs['score'].data)
+    assert net.blobs['c3'].data.size
+    # a whole pass keeps the outputs and the blobs asked for
+    out = net.forward(blobs=['c1'], data=x)
+    assert set(out) == {'score', 'c1'}
+    np.testing.assert_array_equal(net.blobs['c1'].data, plain.blobs['c1'].data)
+    assert net.blobs['c3'].shape == (0,)
+    # ... so a pass from the middle after it finds its bottom released, and says so
+    with pytest.raises(NetError, match=r"'c3'.*\(0,\)"):
+        net.forward(start='c3')
+    with pytest.raises(KeyError, match="'nope'"):
+        net.forward(blobs=['nope'])
+
+
+def test_reuse_memory_is_off_by_default_and_refused_for_training(tmp_path):
+    path = write(tmp_path, REUSE_NET)
+    assert npcaffe.Net(path, npcaffe.TEST).reuse_memory is False
+    with pytest.raises(ValueError, match='TEST'):
+        npcaffe.Net(path, npcaffe.TRAIN, reuse_memory=True)
+    train = npcaffe.Net(path, npcaffe.TRAIN)
+    with pytest.raises(ValueError, match='TEST'):
+        train.reuse_memory = True

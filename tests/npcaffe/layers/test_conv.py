@@ -356,12 +356,16 @@ def threads(request):
     parallel.set_num_threads(before)
 
 
+@pytest.mark.parametrize('tile', [2, 4])
 @pytest.mark.parametrize('params', FAST_CASES)
 @pytest.mark.parametrize('shape', [(2, 4, 9, 8), (1, 3, 4, 7), (1, 2, 3, 3)])
-def test_winograd_and_threads_match_definition(params, shape, threads, monkeypatch):
-    """Winograd forced on (any channel count), one-row bands (many pieces for the workers):
+def test_winograd_and_threads_match_definition(params, shape, tile, threads, monkeypatch):
+    """Winograd F(tile x tile, 3x3) forced on (any channel count), one-row bands (many pieces
+    for the workers):
     forward against the definition, backward against finite differences."""
     monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_POSITIONS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_TILES', ((0, tile),))
     monkeypatch.setattr(conv, 'WINOGRAD_BAND_ELEMENTS', 1)
     monkeypatch.setattr(conv, 'COL_BAND_ELEMENTS', 1)
     monkeypatch.setattr(conv, 'BAND_MIN_COLUMNS', 1)
@@ -394,19 +398,60 @@ def test_flipped_conv_transpose_only_where_it_saves_work():
     assert same._flipped_geometry() == ((3, 3), (1, 1), (1, 1), (1, 1), (9, 9))
 
 
-def test_winograd_float32_close_to_direct():
-    """FCN-like magnitudes in float32: Winograd within 1e-5 of the largest output of the
-    direct (im2col) result, far inside the golden tolerance (1e-4)."""
+@pytest.mark.parametrize('tile, bound', [(2, 2e-6), (4, 1e-5)])
+def test_winograd_float32_close_to_direct(tile, bound):
+    """FCN-like magnitudes in float32 (inputs ~50, weights ~0.1, many channels): Winograd
+    within ``bound`` of the largest output of the direct (im2col) result, far inside the
+    golden tolerance (1e-4). Measured against the float64 product: F(2x2) 3.3e-7, F(4x4)
+    4.4e-6 (float32 im2col + GEMM: 1.8e-7)."""
     from npcaffe import winograd
     from npcaffe.im2col import im2col
+    variant = winograd.VARIANTS[tile]
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((16, 13, 11), dtype=np.float32) * 50
-    w = rng.standard_normal((8, 16, 3, 3), dtype=np.float32) * 0.1
-    direct = (w.reshape(8, -1) @ im2col(x, (3, 3), pad=(1, 1))).reshape(8, 13, 11)
-    out = np.empty_like(direct)
-    split = winograd.phase_split(x, np.empty(winograd.phase_split_shape(16, (13, 11)),
-                                             np.float32), (1, 1))
-    th, tw = winograd.tiles((13, 11))
-    work = [np.empty(n, np.float32) for n in winograd.band_scratch_sizes(16, 8, th, tw)]
-    winograd.conv_band(split, winograd.transform_weights(w), out, 0, th, *work)
-    assert np.abs(out - direct).max() <= 1e-5 * np.abs(direct).max()
+    c, m, hw = 512, 8, (13, 11)
+    x = rng.standard_normal((c,) + hw, dtype=np.float32) * 50
+    w = rng.standard_normal((m, c, 3, 3), dtype=np.float32) * 0.1
+    direct = (w.reshape(m, -1).astype(np.float64) @ im2col(x, (3, 3), pad=(1, 1)).astype(
+        np.float64)).reshape((m,) + hw)
+    out = np.empty(direct.shape, np.float32)
+    th, tw = winograd.tiles(hw, variant)
+    work = [np.empty(n, np.float32) for n in winograd.band_scratch_sizes(c, m, th, tw, variant)]
+    winograd.conv_band(x, (1, 1), winograd.transform_weights(w, variant), out, 0, th, *work,
+                       variant)
+    error = np.abs(out - direct).max() / np.abs(direct).max()
+    assert error <= bound, f"F({tile}x{tile}, 3x3): {error:.2g}"
+
+
+@pytest.mark.parametrize('tile', [2, 4])
+def test_winograd_transforms_reproduce_a_kernel(tile):
+    """A^T [(G g G^T) * (B^T d B)] A is the 3x3 correlation of one a x a tile, by hand: a
+    kernel with a single 1 at (1, 2) shifts the tile by (1, 2)."""
+    from npcaffe import winograd
+    variant = winograd.VARIANTS[tile]
+    a = variant.a
+    d = np.arange(a * a, dtype=np.float64).reshape(a, a)
+    g = np.zeros((3, 3))
+    g[1, 2] = 1
+    at, bt, gm = (np.asarray(mat, np.float64) for mat in (variant.at, variant.bt, variant.g))
+    y = at @ ((gm @ g @ gm.T) * (bt @ d @ bt.T)) @ at.T
+    np.testing.assert_allclose(y, d[1:1 + tile, 2:2 + tile], atol=1e-12)
+
+
+@pytest.mark.parametrize('case', ['fcn32s_tiny', 'fcn8s_tiny'])
+@pytest.mark.parametrize('tile', [2, 4])
+def test_winograd_on_every_3x3_layer_matches_caffe(case, tile, monkeypatch):
+    """The tiny FCNs with Winograd forced onto every 3x3 stride-1 convolution (forward, and the
+    flipped conv^T of backward) against BVLC Caffe's recording, within FORMAT.md's
+    tolerances. Measured worst relative errors, forward / backward: F(2x2) 8e-7 / 2.3e-6,
+    F(4x4) 3.0e-6 / 1.9e-5 (tolerances 1e-4 / 1e-3)."""
+    from tests.golden import run_golden_case
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_POSITIONS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_TILES', ((0, tile),))
+    calls = []
+    original = conv._BaseConvolution._winograd
+    monkeypatch.setattr(conv._BaseConvolution, '_winograd', staticmethod(
+        lambda *args, **kw: calls.append(1) or original(*args, **kw)))
+    worst = run_golden_case(case, replay_max_pool_routing=True)
+    assert calls, "Winograd never ran"
+    assert worst['backward'] < 1e-4
