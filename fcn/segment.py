@@ -25,7 +25,6 @@ from PIL import Image
 
 from fcn import backend, surgery, vis
 from fcn.files import atomic_write, save_image, save_png
-from npcaffe import distributed
 from npcaffe.cli import runner
 
 log = logging.getLogger('infer')
@@ -314,11 +313,13 @@ def run(args):
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
-    group = distributed.world()         # MPI when started by mpirun; else a group of one
-    with distributed.abort_on_failure(group):
+    dist = getattr(backend.caffe, 'distributed', None)     # npcaffe's; pycaffe: one process
+    group = dist.world() if dist is not None else None     # the MPI job under mpirun
+    rank, size = (group.rank, group.size) if group else (0, 1)
+    with dist.abort_on_failure(group) if group else contextlib.nullcontext():
         seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
                         allow_untouched=args.allow_untouched)
-        mine = paths[group.rank::group.size]
+        mine = paths[rank::size]
         failed = []
         for path in runner.progress(mine, label='segmenting', unit='images'):
             try:
@@ -328,11 +329,11 @@ def run(args):
                 failed.append((path, exc))
                 continue
             log.info("%s -> %s", path, args.out / f"{Path(path).stem}.png")
-        if group.size > 1:                  # every rank's failures, on rank 0
+        if size > 1:                    # every rank's failures, on rank 0
             gathered = group.gather([(str(path), str(exc)) for path, exc in failed])
-            if group.rank:
+            if rank:
                 return 1 if failed else 0
-            failed = [(path, ValueError(message)) for part in gathered for path, message in part]
+            failed = [(path, ValueError(text)) for part in gathered for path, text in part]
     done = len(paths) - len(failed)
     print(f"segmented {done} image(s) into {args.out}")
     if failed:

@@ -41,7 +41,6 @@ from google.protobuf import text_format
 
 from fcn import backend, metrics, surgery
 from fcn.files import atomic_write
-from npcaffe import distributed
 from npcaffe.cli import runner
 
 log = logging.getLogger('solve')
@@ -783,8 +782,9 @@ def run(args, demo=None):
                                 f"negative (0 sets up the net and snapshots it)")
     use_gpu(args.gpu)
     group = workers()
-    with show_progress(not args.quiet and group.rank == 0), \
-            distributed.abort_on_failure(group):
+    guard = (backend.caffe.distributed.abort_on_failure(group) if group else
+             contextlib.nullcontext())
+    with show_progress(not args.quiet and _rank() == 0), guard:
         return _run(args, demo, group)
 
 
@@ -799,15 +799,14 @@ def use_gpu(gpu):
 
 
 def workers():
-    """The MPI job this process is a rank of (npcaffe.distributed.init), or a group of one
-    when no MPI launcher started it."""
-    if not distributed.launched_by_mpi():
-        return distributed.Single()
-    if backend.name() != 'npcaffe':
-        raise runner.UsageError(f"training on several MPI ranks needs the npcaffe backend, "
-                                f"not {backend.name()!r} (BVLC pycaffe trains on several GPUs "
-                                f"with its python/train.py)")
-    return distributed.init()
+    """The MPI job of several ranks this process is one of (npcaffe.distributed.init, reached
+    through the backend), or None: one process (no MPI launcher, or a backend without
+    npcaffe's ``distributed``: BVLC pycaffe trains on several GPUs with its python/train.py)."""
+    dist = getattr(backend.caffe, 'distributed', None)
+    if dist is None or not dist.launched_by_mpi():
+        return None
+    group = dist.init()
+    return group if group.size > 1 else None
 
 
 def _run(args, demo, group):
@@ -827,20 +826,20 @@ def _run(args, demo, group):
         args.solver = str(solver_of_run(args.resume))
     out = args.out or (Path(args.resume).parent if args.resume else
                        Path('runs') / Path(args.solver).resolve().parent.name)
-    if group.rank:                      # rank 0 checks and creates --out before the others
+    if group and group.rank:            # rank 0 checks and creates --out before the others
         group.barrier()
     training = Training(args.solver, out, weights=args.weights, resume=args.resume,
                         max_iter=args.max_iter, score_every=args.score_every,
-                        val_images=args.val_images, overwrite=args.overwrite or group.rank > 0,
+                        val_images=args.val_images, overwrite=args.overwrite or _rank() > 0,
                         allow_fresh=args.allow_fresh_layers)
-    if group.size > 1:
+    if group:
         if not group.rank:
             group.barrier()
         caffe = backend.caffe
         nccl = caffe.NCCL(training.solver, caffe.NCCL.new_uid())
         nccl.bcast()                    # rank 0's initial weights on every rank
         training.solver.add_callback(nccl)
-    if group.rank:
+    if _rank():
         return 0 if training.run() else STOP_STATUS.get(training.stopped_by, 1)
     if not args.resume:
         with atomic_write(Path(out) / 'run.json', 'w') as f:
