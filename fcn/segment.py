@@ -9,6 +9,11 @@ over the image) and ``<name>_scores.npy`` (the (classes, H, W) float32 scores).
 Any input size works (FCN's conv1 pad and crop layers line the output up with the input).
 Images are preprocessed as the data layers do it: RGB → BGR, float32, mean subtracted,
 channels first. Greyscale, RGBA, palette, CMYK and 16-bit images are converted to RGB.
+
+Started by an MPI launcher (``mpirun -n N python infer.py ...``), rank r segments images r,
+r + N, ... of the sorted list (each image once, on several machines if the job spans them);
+rank 0 reports the total and every rank's failures. ``--gpu N``: ``caffe.set_device(N);
+caffe.set_mode_gpu()`` (npcaffe warns and runs on the CPU).
 """
 import contextlib
 import logging
@@ -309,6 +314,9 @@ def build_parser():
     parser.add_argument('--engine', choices=Segmenter.ENGINES, default='caffe',
                         help="run the net with the backend (caffe, default) or with ONNX "
                              "Runtime (exported once into the cache: $FCN_CACHE/onnx)")
+    parser.add_argument('--gpu', type=int, metavar='N',
+                        help='segment on GPU N (npcaffe has no GPU engine yet: it warns and '
+                             'runs on the CPU)')
     parser.add_argument('--allow-untouched', action='store_true',
                         help='segment even when the weights leave layers with parameters at '
                              'their fillers')
@@ -327,23 +335,38 @@ def run(args):
         backend.use(args.backend)
     if args.max_size is not None and args.max_size < 1:
         raise runner.UsageError(f"--max-size {args.max_size}: give the longer side in pixels")
+    if args.gpu is not None:
+        if args.gpu < 0:
+            raise runner.UsageError(f"--gpu {args.gpu}: GPU ids are >= 0")
+        backend.caffe.set_device(args.gpu)
+        backend.caffe.set_mode_gpu()
     paths = collect_images(args.inputs)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
-    seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
-                    allow_untouched=args.allow_untouched, engine=args.engine)
-    tiler = tiles.Tiler(seg, args.deploy, args.tile) if args.tile else None
-    failed = []
-    for path in runner.progress(paths, label='segmenting', unit='images'):
-        try:
-            segment_file(seg, path, args.out, args.max_size, args.overlay, args.save_scores,
-                         tiler)
-        except (ValueError, MemoryError) as exc:
-            log.error("%s", exc)
-            failed.append((path, exc))
-            continue
-        log.info("%s -> %s", path, args.out / f"{Path(path).stem}.png")
+    dist = getattr(backend.caffe, 'distributed', None)     # npcaffe's; pycaffe: one process
+    group = dist.world() if dist is not None else None     # the MPI job under mpirun
+    rank, size = (group.rank, group.size) if group else (0, 1)
+    with dist.abort_on_failure(group) if group else contextlib.nullcontext():
+        seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
+                        allow_untouched=args.allow_untouched, engine=args.engine)
+        tiler = tiles.Tiler(seg, args.deploy, args.tile) if args.tile else None
+        mine = paths[rank::size]
+        failed = []
+        for path in runner.progress(mine, label='segmenting', unit='images'):
+            try:
+                segment_file(seg, path, args.out, args.max_size, args.overlay,
+                             args.save_scores, tiler)
+            except (ValueError, MemoryError) as exc:
+                log.error("%s", exc)
+                failed.append((path, exc))
+                continue
+            log.info("%s -> %s", path, args.out / f"{Path(path).stem}.png")
+        if size > 1:                    # every rank's failures, on rank 0
+            gathered = group.gather([(str(path), str(exc)) for path, exc in failed])
+            if rank:
+                return 1 if failed else 0
+            failed = [(path, ValueError(text)) for part in gathered for path, text in part]
     done = len(paths) - len(failed)
     print(f"segmented {done} image(s) into {args.out}")
     if failed:

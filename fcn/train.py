@@ -15,6 +15,15 @@ layers that no weight reached get bilinear kernels (found by type, not by name).
 
 ``python solve.py --demo --out DIR`` needs no download: it makes a small synthetic
 segmentation set, trains a slim FCN-8s on it from scratch and segments the val images.
+
+Several workers: ``mpirun -n N python solve.py --solver S ...`` trains data-parallel on the
+npcaffe backend (npcaffe.distributed): each rank reads its share of the training samples,
+the gradients are averaged every iteration and rank 0's initial weights are broadcast. Rank 0
+checks and fills ``--out`` (snapshots, scores, curve, run.json, the summary and the display
+lines); each rank writes its own data position beside a snapshot
+(``snapshot_iter_N.datastate.json``, ``...datastate.rank1.json``, ...), so that a resumed run
+continues every rank's sequence. ``--gpu N`` selects GPU N (``caffe.set_device(N);
+caffe.set_mode_gpu()``; npcaffe warns and runs on the CPU).
 """
 import contextlib
 import difflib
@@ -35,6 +44,11 @@ from fcn.files import atomic_write
 from npcaffe.cli import runner
 
 log = logging.getLogger('solve')
+
+
+def _rank():
+    """This worker's rank (0 when alone, and on a pycaffe without solver_rank)."""
+    return getattr(backend.caffe, 'solver_rank', lambda: 0)()
 
 
 # ------------------------------------------------------------------------------------------
@@ -362,10 +376,12 @@ def solver_of_run(state_file):
 
 
 def _data_state_path(state_file):
-    """``snapshot_iter_N.datastate.json`` beside ``snapshot_iter_N.solverstate[.h5]``."""
+    """``snapshot_iter_N.datastate.json`` beside ``snapshot_iter_N.solverstate[.h5]``
+    (``.datastate.rankR.json`` for rank R > 0 of several workers)."""
     state_file = Path(state_file)
     stem = state_file.name.split('.solverstate')[0]
-    return state_file.with_name(f"{stem}.datastate.json")
+    rank = _rank()
+    return state_file.with_name(f"{stem}.datastate{f'.rank{rank}' if rank else ''}.json")
 
 
 def _python_data_layers(net):
@@ -479,7 +495,7 @@ class Training:
     def snapshot(self, solver_wrote=False):
         """Snapshot the solver now (caffemodel, solverstate, then the data state);
         ``solver_wrote``: the solver's own step has just written this iteration's files."""
-        if not solver_wrote:
+        if not solver_wrote and _rank() == 0:     # the root solver writes the snapshot
             self.solver.snapshot()
         with atomic_write(_data_state_path(self.snapshot_path('solverstate')), 'w') as f:
             json.dump(self._data_state(), f)
@@ -495,7 +511,10 @@ class Training:
                            if line.strip() and json.loads(line)[0] <= self.solver.iter]
 
     def evaluate(self):
-        """Score the val net (if any) now; log, append to scores.jsonl, redraw the curve."""
+        """Score the val net (if any) now; log, append to scores.jsonl, redraw the curve
+        (rank 0 only, as Caffe tests on the root solver; None elsewhere)."""
+        if _rank():
+            return None
         record = {'iter': int(self.solver.iter)}
         if 'loss' in self.solver.net.blobs:
             record['train_loss'] = float(self.solver.net.blobs['loss'].data)
@@ -514,6 +533,8 @@ class Training:
         return record
 
     def _write_curve(self):
+        if _rank():
+            return
         with atomic_write(self.out / 'losses.jsonl', 'w') as f:
             f.writelines(json.dumps(list(point)) + '\n' for point in self.losses)
         plot_curve(self.records, self.out / 'curve.png', self.losses)
@@ -731,6 +752,9 @@ def build_parser():
     parser.add_argument('--demo', action='store_true',
                         help='train on a generated toy dataset; no download needed')
     parser.add_argument('--seed', type=int, default=0, help='seed of the --demo dataset')
+    parser.add_argument('--gpu', type=int, metavar='N',
+                        help='train on GPU N (npcaffe has no GPU engine yet: it warns and runs '
+                             'on the CPU)')
     parser.add_argument('--quiet', '-q', action='store_true',
                         help="hide the solver's display lines and the ETA")
     backend.add_argument(parser)
@@ -751,11 +775,36 @@ def run(args, demo=None):
     if args.max_iter is not None and args.max_iter < 0:
         raise runner.UsageError(f"--max-iter {args.max_iter}: an iteration count cannot be "
                                 f"negative (0 sets up the net and snapshots it)")
-    with show_progress(not args.quiet):
-        return _run(args, demo)
+    use_gpu(args.gpu)
+    group = workers()
+    guard = (backend.caffe.distributed.abort_on_failure(group) if group else
+             contextlib.nullcontext())
+    with show_progress(not args.quiet and _rank() == 0), guard:
+        return _run(args, demo, group)
 
 
-def _run(args, demo):
+def use_gpu(gpu):
+    """``--gpu N``: pycaffe's ``set_device(N); set_mode_gpu()`` (None: the CPU)."""
+    if gpu is None:
+        return
+    if gpu < 0:
+        raise runner.UsageError(f"--gpu {gpu}: GPU ids are >= 0")
+    backend.caffe.set_device(gpu)
+    backend.caffe.set_mode_gpu()
+
+
+def workers():
+    """The MPI job of several ranks this process is one of (npcaffe.distributed.init, reached
+    through the backend), or None: one process (no MPI launcher, or a backend without
+    npcaffe's ``distributed``: BVLC pycaffe trains on several GPUs with its python/train.py)."""
+    dist = getattr(backend.caffe, 'distributed', None)
+    if dist is None or not dist.launched_by_mpi():
+        return None
+    group = dist.init()
+    return group if group.size > 1 else None
+
+
+def _run(args, demo, group):
     if args.demo:
         if demo is None:
             raise runner.UsageError("--demo is not available here; run: fcn demo")
@@ -772,10 +821,21 @@ def _run(args, demo):
         args.solver = str(solver_of_run(args.resume))
     out = args.out or (Path(args.resume).parent if args.resume else
                        Path('runs') / Path(args.solver).resolve().parent.name)
+    if group and group.rank:            # rank 0 checks and creates --out before the others
+        group.barrier()
     training = Training(args.solver, out, weights=args.weights, resume=args.resume,
                         max_iter=args.max_iter, score_every=args.score_every,
-                        val_images=args.val_images, overwrite=args.overwrite,
+                        val_images=args.val_images, overwrite=args.overwrite or _rank() > 0,
                         allow_fresh=args.allow_fresh_layers)
+    if group:
+        if not group.rank:
+            group.barrier()
+        caffe = backend.caffe
+        nccl = caffe.NCCL(training.solver, caffe.NCCL.new_uid())
+        nccl.bcast()                    # rank 0's initial weights on every rank
+        training.solver.add_callback(nccl)
+    if _rank():
+        return 0 if training.run() else STOP_STATUS.get(training.stopped_by, 1)
     if not args.resume:
         with atomic_write(Path(out) / 'run.json', 'w') as f:
             json.dump({k: (str(Path(v).resolve()) if k == 'solver' else

@@ -342,6 +342,10 @@ class SegDataLayer(caffe.Layer):
     ids in list order, wrapping around. ``reshape`` loads the current sample and shapes the tops
     to it; ``forward`` writes it and moves on. ``prefetch`` samples ahead are loaded in a daemon
     thread. ``reset()`` starts the sequence again from the beginning.
+
+    Several workers (``caffe.solver_count()`` N > 1, TRAIN phase): rank r takes samples r,
+    r + N, r + 2N, ... of that sequence, as Caffe's DataLayer shares out its records; give a
+    ``seed`` with ``randomize`` so that all ranks follow one sequence.
     """
 
     PARAMS = COMMON_PARAMS
@@ -380,6 +384,7 @@ class SegDataLayer(caffe.Layer):
         """Start the sequence again: the first sample of the list, or the first draw after
         seeding with ``seed``."""
         self._rng = random.Random(self.seed)
+        self._share = self._worker_share()
         self._prefetcher.clear()
         self._current = None
         self.idx = self._draw(None)
@@ -442,7 +447,22 @@ class SegDataLayer(caffe.Layer):
         """The id of the sample the next forward writes."""
         return self.indices[self.idx]
 
+    def _worker_share(self):
+        """(workers, rank) among which the sequence is shared: (1, 0) in the TEST phase."""
+        if getattr(self, 'phase', None) == caffe.TEST:
+            return 1, 0
+        count = getattr(caffe, 'solver_count', None)      # absent in old pycaffe
+        rank = getattr(caffe, 'solver_rank', None)
+        return (count(), rank()) if count and rank else (1, 0)
+
     def _draw(self, idx):
+        """This worker's next sample after ``idx`` (None: its first)."""
+        workers, rank = self._share
+        for _ in range(rank + 1 if idx is None else workers):
+            idx = self._next_of_sequence(idx)
+        return idx
+
+    def _next_of_sequence(self, idx):
         if self.random:
             return self._rng.randint(0, len(self.indices) - 1)
         return 0 if idx is None else (idx + 1) % len(self.indices)

@@ -27,6 +27,10 @@ from npcaffe.proto import caffe_pb2
 # (the engine's layer package stays importable as ``npcaffe.layers.<family>``).
 from npcaffe import coord_map, device, net_spec
 from npcaffe.device import set_device, set_mode_cpu, set_mode_gpu
+# pycaffe's multi-worker API (npcaffe.distributed: the workers are the ranks of an MPI job)
+from npcaffe import distributed
+from npcaffe.distributed import (NCCL, set_multiprocess, set_solver_count, set_solver_rank,
+                                 solver_count, solver_rank)
 from npcaffe.net_spec import NetSpec, layers, params, to_proto
 
 __version__ = '1.0.0'
@@ -57,7 +61,10 @@ def set_random_state(state):
 
 
 def has_nccl():
-    return False
+    """Whether ``caffe.NCCL`` can join several workers in this process: true when an MPI
+    launcher started it and mpi4py is installed (npcaffe's workers are MPI ranks; there is no
+    GPU NCCL yet). Checked without importing MPI; see npcaffe.distributed."""
+    return distributed.launched_by_mpi() and distributed.has_mpi()
 
 
 def _lazy(name):
@@ -84,10 +91,11 @@ def __getattr__(attr):
     raise AttributeError(f"module 'npcaffe' has no attribute {attr!r}")
 
 
-__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'Net',
-           'NetError', 'NetSpec', 'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TEST',
+__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'ModelFileError', 'NCCL',
+           'Net', 'NetError', 'NetSpec', 'NotSupportedError', 'PrototxtError', 'SnapshotError', 'TEST',
            'TRAIN', 'TrainingDivergedError', 'UnknownLayerTypeError', 'WeightShapeError',
            'caffe_pb2', 'coord_map', 'device', 'get_random_state', 'get_solver', 'has_nccl',
            'install_as_caffe', 'io', 'layer_type_list', 'layers', 'net_spec', 'params',
-           'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_random_seed', 'set_random_state',
-           'solver_type_list', 'to_proto']
+           'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_multiprocess', 'set_random_seed',
+           'set_random_state', 'set_solver_count', 'set_solver_rank', 'solver_count',
+           'solver_rank', 'solver_type_list', 'to_proto', 'distributed']

@@ -15,8 +15,16 @@ v``, snapshots); ``test`` ``Batch i, name = v`` per batch and output value, then
 forward-backward time, then each layer's average forward and backward time and the averages
 of the whole passes, in ms.
 
+Several workers: started by an MPI launcher with more than one rank (``mpirun -n 2 npcaffe
+train -solver S``), ``train`` trains data-parallel over MPI (:mod:`npcaffe.distributed`): each
+rank reads its share of the Data layer's records, the gradients are averaged every iteration,
+rank 0's weights are broadcast at the start, and only rank 0 logs the display lines, tests
+and snapshots (a failing rank aborts the job). ``device_query`` reports the CPU (processor,
+cores, memory, BLAS) and, under MPI, the world.
+
 Differences from Caffe: there is no GPU engine, so ``-gpu`` (and ``solver_mode: GPU``) are
-accepted with a warning and the CPU runs; ``test`` honours ``-phase`` (Caffe's always uses
+accepted with a warning (``caffe.set_device`` and ``caffe.set_mode_gpu`` are called, which run
+on the CPU) and the CPU runs; several workers come from ``mpirun -n N``, not from ``-gpu 0,1``; ``test`` honours ``-phase`` (Caffe's always uses
 TEST); ``time -weights`` loads weights first (Caffe's ignores the flag). SIGINT and SIGHUP
 during ``train`` do what ``-sigint_effect`` / ``-sighup_effect`` say (Caffe's defaults: stop,
 snapshot); the solver finishes the iteration under way first.
@@ -30,6 +38,7 @@ import time as _time
 import numpy as np
 
 import npcaffe
+from npcaffe import device, distributed
 from npcaffe.cli import brew, flags
 from npcaffe.cli.runner import UsageError
 from npcaffe.errors import CaffeError
@@ -81,8 +90,35 @@ def _phase(args, default):
     return TRAIN if args.phase == 'TRAIN' else TEST
 
 
+def _gpus(args):
+    """The device ids of -gpu (``all``: device 0, the only one npcaffe can name)."""
+    if not args.gpu:
+        return []
+    if args.gpu == 'all':
+        return [0]
+    try:
+        ids = [int(g) for g in flags.split_list(args.gpu)]
+    except ValueError:
+        raise UsageError(f"-gpu {args.gpu}: give device ids separated by ',' (e.g. 0,1) or "
+                         f"all") from None
+    if any(i < 0 for i in ids):
+        raise UsageError(f"-gpu {args.gpu}: device ids are >= 0")
+    return ids
+
+
 def _use_cpu(args, solver_gpu=False):
-    """Caffe's device choice, on an engine that has the CPU only."""
+    """Caffe's device choice (set_device(first id); set_mode_gpu()), on an engine that has the
+    CPU only: the calls warn and the CPU is used."""
+    gpus = _gpus(args)
+    if gpus:
+        npcaffe.set_device(gpus[0])
+        npcaffe.set_mode_gpu()
+    if gpus and device.mode() == device.GPU:
+        log.info("Using GPUs %s", args.gpu)
+        return
+    if len(gpus) > 1:
+        log.warning("-gpu %s: npcaffe's workers are the ranks of an MPI job; start them with "
+                    "mpirun -n %d npcaffe train ...", args.gpu, len(gpus))
     if args.gpu:
         log.warning("npcaffe has no GPU engine yet: -gpu %s is ignored and the CPU is used",
                     args.gpu)
@@ -155,13 +191,20 @@ def train(args):
     for name in flags.split_list(args.weights):
         if not os.path.isfile(name):
             raise CaffeError(f"-weights: {name} does not exist")
-    solver = npcaffe.get_solver(param)
-    with _SignalActions(solver, sigint, sighup):
-        if args.snapshot:
-            log.info("Resuming from %s", args.snapshot)
-            solver.restore(args.snapshot)
-        log.info("Starting Optimization")
-        solver.solve()
+    group = distributed.init()                # several ranks under mpirun: data-parallel
+    with distributed.abort_on_failure(group):
+        solver = npcaffe.get_solver(param)
+        with _SignalActions(solver, sigint, sighup):
+            if args.snapshot:
+                log.info("Resuming from %s", args.snapshot)
+                solver.restore(args.snapshot)
+            if group.size > 1:
+                log.info("Training on %d workers (MPI ranks)", group.size)
+                nccl = npcaffe.NCCL(solver)
+                nccl.bcast()
+                solver.add_callback(nccl)
+            log.info("Starting Optimization")
+            solver.solve()
     log.info("Optimization Done.")
     return 0
 
@@ -265,10 +308,53 @@ def device_query(args):
         log.warning("npcaffe has no GPU engine yet: there are no GPU devices to query "
                     "(-gpu %s)", args.gpu)
     log.info("Device: CPU (the only device npcaffe runs on)")
-    log.info("Processor: %s", platform.processor() or platform.machine())
-    log.info("Logical cores: %s", os.cpu_count())
+    log.info("Processor: %s", _processor())
+    log.info("Logical cores: %s (this process may use %d)", os.cpu_count(),
+             len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else
+             os.cpu_count())
+    memory = _memory_bytes()
+    if memory:
+        log.info("Memory: %.1f GiB", memory / 2 ** 30)
     log.info("NumPy: %s", np.__version__)
+    log.info("BLAS: %s", _blas())
+    from npcaffe import parallel
+    log.info("Engine threads: %d", parallel.num_threads())
+    if distributed.launched_by_mpi():
+        group = distributed.world()
+        hosts = group.gather(platform.node())
+        if group.rank == 0:
+            log.info("MPI world: %d rank(s) on %s", group.size,
+                     ', '.join(sorted(set(hosts))))
     return 0
+
+
+def _processor():
+    """The CPU's model name (/proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes():
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _blas():
+    """The BLAS NumPy calls (name and version from NumPy's build configuration)."""
+    try:
+        config = np.show_config(mode='dicts')
+        blas = config['Build Dependencies']['blas']
+        return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+    except (TypeError, KeyError, AttributeError):      # NumPy < 1.26
+        return 'unknown'
 
 
 _BODIES = {'train': train, 'test': test, 'time': time, 'device_query': device_query}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import npcaffe
-from npcaffe import formats
+from npcaffe import distributed, formats
 from npcaffe.arraymod import xp
 from npcaffe.errors import CaffeError, PrototxtError, TrainingDivergedError
 from npcaffe.layers.base import TEST, TRAIN
@@ -84,8 +84,8 @@ class Solver:
         self._check_param()
         if param.snapshot:
             self._check_snapshot_writable()
-        if param.random_seed >= 0:
-            npcaffe.set_random_seed(param.random_seed)
+        if param.random_seed >= 0:             # each worker its own seed (Caffe's)
+            npcaffe.set_random_seed(param.random_seed + distributed.solver_rank())
         self.net = self._init_train_net()
         self.test_nets = self._init_test_nets()
         self.test_scores = [{} for _ in self.test_nets]
@@ -235,9 +235,18 @@ class Solver:
         return self._scratch[blob.dtype][k][:blob.count].reshape(blob.shape)
 
     # -- the loop ----------------------------------------------------------------------------
-    def add_callback(self, on_start, on_gradients):
+    def add_callback(self, on_start, on_gradients=None):
         """pycaffe: ``on_start()`` before each iteration's forward passes, ``on_gradients()``
-        after the backward passes, before the update."""
+        after the backward passes, before the update. ``add_callback(nccl)`` (pycaffe's other
+        overload) installs an object's ``on_start`` and ``on_gradients_ready``."""
+        if on_gradients is None:
+            callback = on_start
+            try:
+                on_start, on_gradients = callback.on_start, callback.on_gradients_ready
+            except AttributeError:
+                raise TypeError(f"add_callback takes (on_start, on_gradients) or an object with "
+                                f"on_start() and on_gradients_ready() (caffe.NCCL), got "
+                                f"{type(callback).__name__}") from None
         self._callbacks.append((on_start, on_gradients))
 
     def request_stop(self):
@@ -287,17 +296,19 @@ class Solver:
             if self.requested_early_exit:
                 log.info("Optimization stopped early.")
                 return
-            if p.display and self.iter % p.display == 0:
+            root = distributed.root_solver()      # (the other workers only Step, as Caffe's)
+            if root and p.display and self.iter % p.display == 0:
                 loss = self.net.forward_prefilled()
                 self._update_smoothed_loss(loss, start_iter, p.average_loss)
                 display_log.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
-            if p.test_interval and self.iter % p.test_interval == 0:
+            if root and p.test_interval and self.iter % p.test_interval == 0:
                 self.test_all()
         log.info("Optimization Done.")
 
     def _snapshot_after_train(self):
         p = self._param
-        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+        if (p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0)
+                and distributed.root_solver()):
             return self.snapshot()
         return None
 
@@ -308,13 +319,14 @@ class Solver:
         self._losses = []
         self.smoothed_loss = 0.0
         timer, iterations_last = time.monotonic(), self.iter
+        root = distributed.root_solver()          # only the root tests, logs and snapshots
         bar = None
-        if self.progress is not False and iters > 0 and isatty(sys.stderr):
+        if self.progress is not False and iters > 0 and isatty(sys.stderr) and root:
             bar = ProgressBar(sys.stderr, start_iter, stop_iter)
         try:
             while self.iter < stop_iter:
                 self.net.clear_param_diffs()
-                if (p.test_interval and self.iter % p.test_interval == 0
+                if (p.test_interval and self.iter % p.test_interval == 0 and root
                         and (self.iter > 0 or p.test_initialization)):
                     if bar:
                         bar.clear()
@@ -323,7 +335,7 @@ class Solver:
                         break
                 for on_start, _ in self._callbacks:
                     on_start()
-                display = p.display and self.iter % p.display == 0
+                display = p.display and self.iter % p.display == 0 and root
                 loss = 0.0
                 for _ in range(p.iter_size):
                     loss += self.net.forward_prefilled()
@@ -352,7 +364,8 @@ class Solver:
                 if bar:
                     bar.update(self.iter, self.smoothed_loss, force=self.iter == stop_iter)
                 action = self._take_action()
-                if (p.snapshot and self.iter % p.snapshot == 0) or action == _SNAPSHOT:
+                if root and ((p.snapshot and self.iter % p.snapshot == 0)
+                             or action == _SNAPSHOT):
                     if bar:
                         bar.clear()
                     self.snapshot()
@@ -461,7 +474,7 @@ class Solver:
         ``apply_update``; ``iter`` is not advanced)."""
         p = self._param
         rate = self.learning_rate()
-        if p.display and self.iter % p.display == 0:
+        if p.display and self.iter % p.display == 0 and distributed.root_solver():
             display_log.info("Iteration %d, lr = %s", self.iter, _g(rate))
         self._clip_gradients()
         for i in range(len(self._params)):
@@ -531,13 +544,18 @@ class Solver:
         return snapshot.filename(self, extension)
 
     def _check_snapshot_writable(self):
-        snapshot.check_writable(self)
+        if distributed.root_solver():              # the one that writes them (Caffe's check)
+            snapshot.check_writable(self)
 
     def snapshot(self):
         """Write ``{prefix}_iter_{iter}.caffemodel`` and then ``.solverstate`` (each to a
         temporary name, renamed into place); with ``snapshot_format: HDF5``,
         ``.caffemodel.h5`` and ``.solverstate.h5`` in Caffe's HDF5 layout (see
-        :mod:`npcaffe.hdf5`). Returns the solver state's path."""
+        :mod:`npcaffe.hdf5`). Returns the solver state's path. Only the root solver (rank
+        0) writes snapshots, as in Caffe."""
+        if not distributed.root_solver():
+            raise CaffeError(f"snapshots are written by the root solver (rank 0) only; this is "
+                             f"rank {distributed.solver_rank()} of {distributed.solver_count()}")
         return snapshot.write(self)
 
     def restore(self, state_file):

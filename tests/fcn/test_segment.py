@@ -212,3 +212,43 @@ def test_the_onnxruntime_engine_writes_the_same_label_pngs(tiny_fcn, tmp_path, m
     assert segment.main(argv + ['--out', str(tmp_path / 'ort2'), '--engine', 'onnxruntime']
                         + inputs[:1]) == 0
     assert model.stat().st_mtime_ns == stamp                      # the cache is reused
+
+
+def test_gpu_flag_and_mpirun_split_the_images_once(tiny_fcn, tmp_path, capsys, monkeypatch):
+    import subprocess
+    import sys
+    from npcaffe import device
+    from tests.npcaffe.test_distributed import ROOT, mpi_env, mpirun_command
+    command = mpirun_command(2)
+    deploy, weights = tiny_fcn
+    images = tmp_path / 'in'
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(
+            images / f'im{i}.png')
+    monkeypatch.setattr(device, '_state', {'mode': 'CPU', 'requested': 'CPU', 'device': 0,
+                                           'warned': False})
+    one = tmp_path / 'one'
+    assert segment.main(['--deploy', str(deploy), '--weights', str(weights), '--out', str(one),
+                         '--gpu', '0', str(images)]) == 0
+    assert device.requested_mode() == 'GPU' and device.mode() == 'CPU'
+    infer = [sys.executable, f'{ROOT}/infer.py', '--deploy', str(deploy), '--weights',
+             str(weights), '-v']
+    two = tmp_path / 'two'
+    proc = subprocess.run(command + infer + ['--out', str(two), str(images)],
+                          capture_output=True, text=True, cwd=tmp_path, env=mpi_env(),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count('segmented 5 image(s)') == 1
+    for i in range(5):                                                # each image once
+        assert proc.stderr.count(f'im{i}.png -> ') == 1, proc.stderr
+        np.testing.assert_array_equal(np.asarray(Image.open(two / f'im{i}.png')),
+                                      np.asarray(Image.open(one / f'im{i}.png')))
+    (images / 'im5.png').write_bytes(b'not an image')                # failures gathered
+    (images / 'im6.png').write_bytes(b'not an image either')
+    proc = subprocess.run(command + infer + ['--out', str(tmp_path / 'three'), str(images)],
+                          capture_output=True, text=True, cwd=tmp_path, env=mpi_env(),
+                          timeout=120)
+    assert proc.returncode != 0 and proc.stdout.count('segmented 5 image(s)') == 1
+    assert '2 of 7 images could not be segmented' in proc.stderr, proc.stderr

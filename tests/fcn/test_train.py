@@ -215,3 +215,56 @@ def test_rgb_labels_are_found_before_training(tmp_path):
         train.Training(solver, tmp_path / 'run', allow_fresh=True)
     assert 'fcn labels convert' in str(err.value)
     assert not list((tmp_path / 'run').glob('snapshot_*'))
+
+
+# ------------------------------------------------------------------------------------------
+# the device and several workers
+def test_gpu_flag_selects_the_device_and_runs_on_the_cpu(tmp_path, capsys, caplog,
+                                                         monkeypatch):
+    from npcaffe import device
+    monkeypatch.setattr(device, '_state', {'mode': 'CPU', 'requested': 'CPU', 'device': 0,
+                                           'warned': False})
+    solver, _ = make_project(tmp_path)
+    with caplog.at_level(logging.WARNING, logger='npcaffe.device'):
+        assert run_solve(solve_args(solver, tmp_path / 'run', '--gpu', '1', max_iter=1)) == 0
+    assert device.device() == 1 and device.requested_mode() == 'GPU'
+    assert device.mode() == 'CPU' and 'running on the CPU' in caplog.text
+    assert run_solve(solve_args(solver, tmp_path / 'run2', '--gpu', '-1', max_iter=1)) == 2
+    assert 'error: --gpu -1: GPU ids are >= 0' in capsys.readouterr().err
+
+
+def test_solve_on_two_mpi_ranks_makes_the_update_of_iter_size_two(tmp_path):
+    # batch 1 per rank: ranks 0 and 1 take samples 0, 2, 4 and 1, 3, 5 of the layer's seeded
+    # sequence, which one process with iter_size 2 reads in that order
+    import subprocess
+    import sys
+    from tests.npcaffe.test_distributed import (ROOT, TOLERANCE, differences, mpi_env,
+                                                mpirun_command)
+    from tests.test_bad_input import read_params
+    command = mpirun_command(2)
+    solver, _ = make_project(tmp_path, train=('a0', 'a1', 'a2'))
+    edit_solver(solver, display=1)
+    args = ['--solver', solver, '--max-iter', 3, '--score-every', 3, '--val-images', 1,
+            '--allow-fresh-layers']
+    two = tmp_path / 'two'
+    proc = subprocess.run(command + [sys.executable, f'{ROOT}/solve.py', '--out', two]
+                          + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=tmp_path, env=mpi_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(f'are in {two}') == 1                    # rank 0's summary
+    assert proc.stderr.count('Iteration 2, lr = ') == 1               # rank 0's display
+    assert sorted(p.name for p in two.glob('snapshot_iter_*')) == [
+        'snapshot_iter_3.caffemodel', 'snapshot_iter_3.datastate.json',
+        'snapshot_iter_3.datastate.rank1.json', 'snapshot_iter_3.solverstate']
+    ranks = [json.loads((two / f'snapshot_iter_3.datastate{s}.json').read_text())
+             for s in ('', '.rank1')]
+    assert ranks[0]['train'] != ranks[1]['train']                     # each its own share
+    edit_solver(solver, iter_size=2)
+    assert run_solve(args + ['--out', tmp_path / 'one']) == 0
+    expected = read_params(tmp_path / 'one' / 'snapshot_iter_3.caffemodel')
+    assert run_solve(args[:2] + ['--max-iter', 0, '--score-every', 1, '--out', tmp_path / 'zero',
+                                 '--allow-fresh-layers']) == 0
+    start = read_params(tmp_path / 'zero' / 'snapshot_iter_0.caffemodel')
+    assert differences(start, expected)[0] > 0                        # (it did train)
+    assert differences(expected, read_params(two / 'snapshot_iter_3.caffemodel'))[1] \
+        <= TOLERANCE

@@ -17,13 +17,20 @@ the first, inside a batch (7 records, batch 3: [0,1,2] [3,4,5] [6,0,1] ...); the
 each batch gives the batch its item shape (encoded Datums are decoded as stored unless
 force_color / force_gray); with one top the labels are not produced, with two the label top is
 float, shape (batch,). Raw (uint8) and float (float_data) Datums are both read.
+
+With several workers (``solver_count()`` N > 1, see :mod:`npcaffe.distributed`), a TRAIN-phase
+layer of rank r keeps only the records whose running count (from the first record read,
+across wraps) is r modulo N, so the workers share out the database (Caffe's DataLayer::Skip);
+TEST-phase layers read every record (only the root solver tests).
 """
 import logging
 
 import numpy as np
 
+from npcaffe import distributed
 from npcaffe.errors import NetError
 from npcaffe.layers import register
+from npcaffe.layers.base import TEST
 from npcaffe.layers.data import db as databases
 from npcaffe.layers.data.image import datum_pixels
 from npcaffe.layers.data.prefetch import PrefetchingDataLayer
@@ -36,11 +43,17 @@ class _RecordReader:
     """Datums from a cursor, wrapping to the first record, batched through a transformer.
     Used by one thread at a time (the prefetch thread after set-up)."""
 
-    def __init__(self, cursor, source, transformer, batch_size, labels, where):
+    def __init__(self, cursor, source, transformer, batch_size, labels, where, share=(1, 0)):
         self.cursor, self.source, self.transformer = cursor, source, transformer
         self.batch_size, self.labels, self.where = batch_size, labels, where
+        self.workers, self.rank = share         # keep record k when k % workers == rank
+        self.offset = 0                          # records passed so far (Caffe's offset_)
+
+    def skip(self):
+        return self.offset % self.workers != self.rank
 
     def advance(self):
+        self.offset += 1
         self.cursor.next()
         if not self.cursor.valid:
             log.debug("%s: restarting data prefetching from start", self.where)
@@ -66,6 +79,8 @@ class _RecordReader:
     def load_batch(self):
         data = labels = None
         for i in range(self.batch_size):
+            while self.skip():
+                self.advance()
             what, pixels, label = self.current()
             if data is None:
                 data = np.empty((self.batch_size,) + self.transformer.infer_shape(pixels.shape),
@@ -98,8 +113,10 @@ class DataLayer(PrefetchingDataLayer):
             if not cursor.valid:
                 raise NetError(f"{self.where}: the {backend.upper()} database {p.source} holds "
                                f"no records")
+            share = ((1, 0) if self.phase == TEST else
+                     (distributed.solver_count(), distributed.solver_rank()))
             reader = _RecordReader(cursor, p.source, self.transformer, p.batch_size,
-                                   self.output_labels, self.where)
+                                   self.output_labels, self.where, share)
             if p.rand_skip:
                 skip = int(self.rng.integers(p.rand_skip))
                 log.info("%s: skipping the first %d data points", self.where, skip)

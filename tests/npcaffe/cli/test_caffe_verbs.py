@@ -173,3 +173,10 @@ def test_invalid_signal_effect_is_a_usage_error(tiny, capsys):
     status, _, err = run(capsys, 'train', '-solver', tiny / 'solver.prototxt',
                          '-sigint_effect', 'explode')
     assert status == 2 and 'invalid signal effect "explode"' in err
+
+
+def test_gpu_flag_values_and_device_query_details(tiny, capsys):
+    status, _, err = run(capsys, 'train', '-solver', tiny / 'solver.prototxt', '-gpu', 'x')
+    assert status == 2 and "-gpu x: give device ids separated by ','" in err
+    status, _, err = run(capsys, 'device_query')
+    assert status == 0 and 'Memory: ' in err and 'BLAS: ' in err and 'MPI world' not in err
