@@ -1,4 +1,4 @@
-"""The reference FCNs of SIFT Flow, NYUDv2 and PASCAL-Context, registered into ``nets.VARIANTS``.
+"""The reference FCNs of SIFT Flow, NYUDv2 and PASCAL-Context, registered beside ``nets.VARIANTS``.
 
 Importing ``nets`` registers them; ``python -m nets VARIANT --out DIR`` (or ``fcn nets``) and
 ``nets.fcn(name, ...)`` / ``nets.generate(name, ...)`` then build them like the VOC variants:
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from npcaffe import coord_map
 from npcaffe.net_spec import NetSpec, layers as L, params as P
 
-from .fcn import (DEPLOY_SHAPE, IGNORE_LABEL, SEED, VGG16, DataLayer, NetsError, Variant,
+from .fcn import (DATASET_VARIANTS, DEPLOY_SHAPE, IGNORE_LABEL, SEED, VGG16, DataLayer, NetsError, Variant,
                   _Build, _abspath, _factor, _upscore_name, register_variant, score_conv,
                   upsample)
 
@@ -269,19 +269,19 @@ def _solver(base_lr, test_iter, **more):
 _SKIPS = {'32s': (), '16s': ('pool4',), '8s': ('pool4', 'pool3')}
 _STRIDE = {'32s': 32, '16s': 16, '8s': 8}
 
-DATASET_VARIANTS = []
+_DEFINED = []
 for _stride, _lr in (('32s', 1e-10), ('16s', 1e-12), ('8s', 1e-12)):
-    DATASET_VARIANTS.append(DatasetVariant(
+    _DEFINED.append(DatasetVariant(
         f'siftflow-fcn{_stride}', f'SIFT Flow, VGG16, {_STRIDE[_stride]}-pixel stride, '
         f'semantic (33) + geometric (3) heads', VGG16, skips=_SKIPS[_stride],
         solver=_solver(_lr, 200), dataset='siftflow', kind='siftflow', classes=33,
         geo_classes=3))
 for _stride, _lr in (('32s', 1e-10), ('16s', 1e-12), ('8s', 1e-14)):
-    DATASET_VARIANTS.append(DatasetVariant(
+    _DEFINED.append(DatasetVariant(
         f'pascalcontext-fcn{_stride}', f'PASCAL-Context (59 + background), VGG16, '
         f'{_STRIDE[_stride]}-pixel stride', VGG16, skips=_SKIPS[_stride],
         solver=_solver(_lr, 5105), dataset='pascalcontext', classes=60))
-DATASET_VARIANTS += [
+_DEFINED += [
     DatasetVariant('nyud-fcn32s-color', 'NYUDv2 40 classes, VGG16 FCN-32s on color (BGR)',
                    VGG16, solver=_solver(1e-10, 654, snapshot=2000), dataset='nyud',
                    classes=40, tops=('color', 'label')),
@@ -298,7 +298,5 @@ DATASET_VARIANTS += [
                    classes=40, inputs=(('color', 3), ('hha', 3)),
                    tops=('color', 'hha', 'label')),
 ]
-DATASET_VARIANTS = tuple(DATASET_VARIANTS)
-
-for _variant in DATASET_VARIANTS:
+for _variant in _DEFINED:
     register_variant(_variant)

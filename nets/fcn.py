@@ -254,22 +254,32 @@ VARIANTS = {v.name: v for v in [
 ]}
 
 
+#: variants of other modules (nets.datasets: SIFT Flow, NYUDv2, PASCAL-Context), by name
+DATASET_VARIANTS = {}
+
+
 def register_variant(variant):
-    """Add ``variant`` to VARIANTS (the generators of other modules, e.g. nets.datasets);
-    NetsError when its name is taken."""
-    if variant.name in VARIANTS:
+    """Add ``variant`` (a generator of another module, e.g. nets.datasets) to the variants
+    ``get_variant`` and the command line know; NetsError when its name is taken."""
+    if variant.name in VARIANTS or variant.name in DATASET_VARIANTS:
         raise NetsError(f"variant {variant.name!r} is already registered")
-    VARIANTS[variant.name] = variant
+    DATASET_VARIANTS[variant.name] = variant
     return variant
+
+
+def all_variants():
+    """{name: Variant}: the VOC family (VARIANTS) and the registered dataset variants."""
+    return {**VARIANTS, **DATASET_VARIANTS}
 
 
 def get_variant(name):
     """The Variant called ``name``; NetsError naming the known ones otherwise."""
+    known = all_variants()
     try:
-        return VARIANTS[name]
+        return known[name]
     except KeyError:
         raise NetsError(f"unknown variant {name!r}; choose one of "
-                        f"{', '.join(VARIANTS)}") from None
+                        f"{', '.join(known)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
