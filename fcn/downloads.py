@@ -538,16 +538,23 @@ def main(argv=None, resources=RESOURCES):
     chosen = [r for r in resources if (r.name in args.only if args.only else r.default)]
     data_dir = args.data
     if args.dry_run:
-        total = 0
-        for r in chosen:
+        def show(r):
             url = f"{args.mirror.rstrip('/')}/{r.filename}" if args.mirror else r.url
-            check = f"md5 {r.md5}" if r.md5 else 'sha256 recorded on first download'
+            check = (f"sha256 {r.sha256}" if r.sha256 else f"md5 {r.md5}" if r.md5
+                     else 'sha256 recorded on first download')
             where = (f"{data_dir / 'downloads' / r.filename} -> {data_dir / r.target}/"
                      if r.is_archive else str(data_dir / r.target / r.filename))
             print(f"{r.name:<13} {_size(r.size):>9}  {url}\n{'':<13} {'':>9}  {check}; {where}")
-            total += r.size
+        for r in chosen:
+            show(r)
+        total = sum(r.size for r in chosen)
         print(f"total about {_size(total)}; then seg11valid.txt (VOC2011 seg val minus SBD "
               f"train) in {data_dir / 'pascal' / 'VOC2011' / 'ImageSets' / 'Segmentation'}")
+        optional = [r for r in resources if not r.default and r not in chosen]
+        if optional:
+            print("also available with --only NAME (not fetched by default):")
+            for r in optional:
+                show(r)
         return 0
     record = ChecksumRecord(data_dir / 'checksums.json')
     try:
