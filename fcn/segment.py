@@ -194,6 +194,14 @@ class Segmenter:
             raise ValueError(f"{deploy}: no blob named {score_blob!r}; outputs: {outputs}")
         self.score_blob = score_blob
         self.mean = mean
+        self.class_names = None     # names of the classes, for the overlay's legend
+
+    @classmethod
+    def from_pretrained(cls, name, mirror=None, cache=None):
+        """The Segmenter of a published model (``fcn models list``), its weights fetched into
+        the cache (``fcn.models``): ``Segmenter.from_pretrained('voc-fcn8s')``."""
+        from fcn import models
+        return models.segmenter(name, mirror, cache)
 
     @property
     def num_classes(self):
@@ -249,7 +257,7 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
     if overlay:
         if small.shape[:2] != (height, width):        # blend at the size segmented
             label = scores.argmax(axis=0).astype(np.uint8)
-        blended = Image.fromarray(vis.overlay(small, label, palette=pal))
+        blended = Image.fromarray(vis.overlay_with_legend(small, label, seg.class_names, pal))
         save_image(blended, out_dir / f"{stem}_overlay.jpg", 'JPEG', quality=90)
     if save_scores:
         with atomic_write(out_dir / f"{stem}_scores.npy") as f:
@@ -269,9 +277,17 @@ def build_parser():
         "--weights fcn8s.caffemodel --out seg/ photos/\n")
     parser.add_argument('inputs', nargs='+', metavar='IMAGE|FOLDER',
                         help='images, or folders of images')
-    parser.add_argument('--deploy', required=True, help='deploy prototxt')
-    parser.add_argument('--weights', required=True, help='trained caffemodel')
-    parser.add_argument('--out', required=True, type=Path, help='output folder (created)')
+    parser.add_argument('--deploy', help='deploy prototxt (required without --model)')
+    parser.add_argument('--weights', help='trained caffemodel (required without --model)')
+    parser.add_argument('--model', metavar='NAME',
+                        help='a published model (fcn models list): fetched into the cache, '
+                             'its deploy net, mean and class names; overlays with a legend')
+    parser.add_argument('--mirror', metavar='URL', help='with --model: fetch the weights as '
+                        'URL/<file> (a local copy)')
+    parser.add_argument('--cache', metavar='DIR', help='with --model: the model cache '
+                        '(default FCN_CACHE, else ~/.cache/fcn)')
+    parser.add_argument('--out', type=Path, help='output folder (created; required without '
+                        '--model, else seg-NAME)')
     parser.add_argument('--overlay', action='store_true',
                         help='also write <name>_overlay.jpg (labels over the image)')
     parser.add_argument('--save-scores', action='store_true',
@@ -296,12 +312,23 @@ def run(args):
         backend.use(args.backend)
     if args.max_size is not None and args.max_size < 1:
         raise runner.UsageError(f"--max-size {args.max_size}: give the longer side in pixels")
+    if args.model:
+        from fcn import models
+        models.prepare_infer_args(args)
+    elif not (args.deploy and args.weights and args.out):
+        missing = [o for o, v in (('--deploy', args.deploy), ('--weights', args.weights),
+                                  ('--out', args.out)) if not v]
+        raise runner.UsageError(f"the following arguments are required: {', '.join(missing)} "
+                                f"(or --model NAME)")
     paths = collect_images(args.inputs)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
-    seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
-                    allow_untouched=args.allow_untouched)
+    if args.model:
+        seg = models.infer_segmenter(args)
+    else:
+        seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
+                        allow_untouched=args.allow_untouched)
     failed = []
     for path in runner.progress(paths, label='segmenting', unit='images'):
         try:
