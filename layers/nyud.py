@@ -132,6 +132,13 @@ def _tops(value):
     return tuple(value)
 
 
+def _number(value):
+    """A number (not a bool) -> float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 class NYUDSegDataLayer(_ReferenceOrder, SegDataLayer):
     """NYUDv2 color / depth / HHA / label tops, one sample per forward.
 
@@ -164,7 +171,7 @@ class NYUDSegDataLayer(_ReferenceOrder, SegDataLayer):
         **COMMON_PARAMS,
         'mean': Param(mean_values, default=NYUD_MEAN, doc='(B, G, R) means of color'),
         'hha_mean': Param(mean_values, default=HHA_MEAN, doc='means of the HHA channels'),
-        'depth_mean': Param(lambda v: float(_number(v)), default=LOG_DEPTH_MEAN,
+        'depth_mean': Param(_number, default=LOG_DEPTH_MEAN,
                             doc='mean of log depth'),
     }
 
@@ -174,9 +181,3 @@ class NYUDSegDataLayer(_ReferenceOrder, SegDataLayer):
     def make_source(self, params):
         return NYUDSource(params['nyud_dir'], params['split'], params['tops'], params['mean'],
                           params['hha_mean'], params['depth_mean'])
-
-
-def _number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number, got {value!r}")
-    return value
