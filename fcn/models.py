@@ -25,7 +25,7 @@ a file that fails its check moved aside to ``.bad``. ``mirror`` fetches ``MIRROR
 file>`` instead (``file:///srv/models`` or ``http://host/models``).
 
 Segmenting images needs a model whose input is one RGB image (VOC, SIFT Flow, PASCAL-Context,
-NYUDv2 color); the HHA and RGB-D models take other inputs, and ``segmenter`` says so: build
+NYUDv2 color); the HHA and RGB-D models take other inputs, and ``pretrained`` says so: build
 their net with ``load_net(name)`` and fill its inputs.
 """
 import dataclasses
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ['ModelError', 'PublishedModel', 'REGISTRY', 'register', 'get', 'cache_root',
            'model_dir', 'fetch', 'verify', 'remove', 'deploy_prototxt', 'load_net',
-           'segmenter', 'listing', 'main']
+           'pretrained', 'listing', 'main']
 
 BASE_URL = 'http://dl.caffe.berkeleyvision.org'
 VOC_MEAN = (104.00699, 116.66877, 122.67892)
@@ -364,11 +364,11 @@ def load_net(name, mirror=None, cache=None):
     return caffe.Net(str(deploy_prototxt(name, cache)), str(weights), caffe.TEST)
 
 
-def segmenter(name, mirror=None, cache=None, score_blob=None):
-    """An fcn.segment.Segmenter of ``name``: weights fetched, deploy net generated, the
-    model's mean, output blob and class names (``score_blob`` picks another head, e.g.
-    SIFT Flow's score_geo)."""
-    from fcn.segment import Segmenter
+def pretrained(name, mirror=None, cache=None, score_blob=None):
+    """What a Segmenter of ``name`` is made of: (deploy prototxt, weights, score blob, mean,
+    class names), the weights fetched and the deploy net generated; ``score_blob`` picks
+    another head (SIFT Flow's score_geo). ModelError for a model whose input is not one RGB
+    image. ``fcn.segment.Segmenter.from_pretrained`` builds the Segmenter from it."""
     model = get(name)
     if not model.takes_rgb_image:
         raise ModelError(f"{name} takes {model.input_text}, not one RGB image; build its net "
@@ -378,9 +378,8 @@ def segmenter(name, mirror=None, cache=None, score_blob=None):
     if names is None:
         raise ModelError(f"{name} has no output {blob!r}; outputs: "
                          f"{', '.join([model.score_blob, *model.heads])}")
-    seg = Segmenter(deploy_prototxt(name, cache), fetch(name, mirror, cache), blob, model.mean)
-    seg.class_names = tuple(names)
-    return seg
+    weights = fetch(name, mirror, cache)
+    return deploy_prototxt(name, cache), weights, blob, model.mean, tuple(names)
 
 
 def prepare_infer_args(args):
@@ -394,11 +393,6 @@ def prepare_infer_args(args):
     if args.out is None:
         args.out = Path(f'seg-{args.model}')
     args.overlay = True
-
-
-def infer_segmenter(args):
-    """The Segmenter of ``fcn infer --model NAME [--mirror URL] [--cache DIR]``."""
-    return segmenter(args.model, args.mirror, args.cache, args.score_blob)
 
 
 # ------------------------------------------------------------------------------------------

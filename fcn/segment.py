@@ -197,11 +197,15 @@ class Segmenter:
         self.class_names = None     # names of the classes, for the overlay's legend
 
     @classmethod
-    def from_pretrained(cls, name, mirror=None, cache=None):
+    def from_pretrained(cls, name, mirror=None, cache=None, score_blob=None):
         """The Segmenter of a published model (``fcn models list``), its weights fetched into
-        the cache (``fcn.models``): ``Segmenter.from_pretrained('voc-fcn8s')``."""
+        the cache, with its mean and class names (``fcn.models``):
+        ``Segmenter.from_pretrained('voc-fcn8s')``."""
         from fcn import models
-        return models.segmenter(name, mirror, cache)
+        deploy, weights, blob, mean, names = models.pretrained(name, mirror, cache, score_blob)
+        seg = cls(deploy, weights, blob, mean)
+        seg.class_names = names
+        return seg
 
     @property
     def num_classes(self):
@@ -325,7 +329,7 @@ def run(args):
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.model:
-        seg = models.infer_segmenter(args)
+        seg = Segmenter.from_pretrained(args.model, args.mirror, args.cache, args.score_blob)
     else:
         seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
                         allow_untouched=args.allow_untouched)

@@ -263,7 +263,7 @@ def test_infer_model_refuses_other_inputs_and_deploy(tiny, tmp_path):
     assert cli.main(['infer', '--model', model.name, '--deploy', 'x.prototxt',
                      str(image)]) == 2
     with pytest.raises(models.ModelError, match='takes rgb .3. \\+ hha'):
-        models.segmenter('nyud-fcn32s-color-hha', cache=cache)
+        segment.Segmenter.from_pretrained('nyud-fcn32s-color-hha', cache=cache)
 
 
 def test_legend_lists_the_classes_present():
