@@ -343,7 +343,9 @@ class SegDataLayer(caffe.Layer):
     Subclasses set ``PARAMS`` ({name: layers.params.Param}) and implement
     ``make_source(params)``, returning a ``PairSource``: ``ids`` (the list of sample ids),
     ``paths(id)`` (the files of one sample, checked to exist at setup) and ``load(id)`` ->
-    ``((3, H, W) float32 image, (H, W) integer label)``.
+    ``((3, H, W) float32 image, (H, W) integer label)``. A layer with other tops overrides
+    ``top_names(params)`` and its source's ``load`` returns one array per top, (C, H, W) or
+    (H, W) (SIFT Flow: data, sem, geo; NYUDv2: the tops it is given).
 
     Order: with ``randomize`` (and ``self.random_allowed(params)``), the first sample and each
     next one are ``random.randint(0, len(ids) - 1)`` draws from a generator seeded with ``seed``
