@@ -20,6 +20,7 @@ verbs:
   score ARGS       score label PNGs           (fcn score ARGS)
   labels ARGS      convert / check labels     (fcn labels ARGS)
   get-data ARGS    download VOC, SBD, VGG16   (fcn get-data ARGS)
+  models ARGS      published models: list, fetch (fcn models ARGS)
   test ARGS        run the test suite         (python -m pytest -q ARGS; mount the shared
                    test data: -v SHARED:/shared:ro -e FCN_SHARED=/shared)
   help             this text
@@ -31,7 +32,7 @@ USAGE
 verb="${1:-help}"
 [ "$#" -gt 0 ] && shift
 case "$verb" in
-    solve|infer|nets|demo|surgery|score|labels|get-data)
+    solve|infer|nets|demo|surgery|score|labels|get-data|models)
                 exec "$FCN" "$verb" "$@" ;;
     labeltools) exec "$FCN" labels "$@" ;;
     test)       cd "$APP" && exec "$PY" -m pytest -q -p no:cacheprovider "$@" ;;

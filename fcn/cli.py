@@ -21,6 +21,7 @@ VERBS = {
     'labels': ('fcn.labels', 'convert RGB-coloured labels, check a labelled dataset'),
     'demo': ('fcn.demo', 'train on a generated toy set, no download'),
     'get-data': ('fcn.downloads', 'download VOC, SBD and VGG16 with checksums'),
+    'models': ('fcn.models', 'list, fetch, verify and remove the published FCN models'),
 }
 
 

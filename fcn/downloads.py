@@ -17,6 +17,12 @@ vgg16          VGG_ILSVRC_16_layers.caffemodel (553 MB)         data/vgg16/
 vgg16-deploy   VGG_ILSVRC_16_layers_deploy.prototxt             data/vgg16/
 =============  ===============================================  ====================================
 
+Named with ``--only`` (not fetched by default): ``siftflow`` (SiftFlowDataset.zip ->
+data/sift-flow/), ``siftflow-trainval`` and ``siftflow-test`` (the reference's split lists,
+SHA-256 of the reference commit), ``nyud`` (the reference's prepared nyud.tar.gz -> data/nyud/)
+and ``nyud-gupta`` (Gupta et al.'s data.tgz). PASCAL-Context and VOC2010 have no address in the
+reference: fetch them from the PASCAL-Context site by hand.
+
 and then writes ``seg11valid.txt`` -- the paper's validation set, VOC2011 segmentation val minus
 the SBD train images (736 of 1111) -- into ``data/pascal/VOC2011/ImageSets/Segmentation`` (and
 into VOC2012's, when that tree is there: VOC2012 holds the same images).
@@ -66,7 +72,9 @@ class Resource:
     folder); ``subset`` None extracts every regular file below it, ``'seg-val'`` only
     ImageSets/Segmentation and the JPEGImages and SegmentationClass files of the ids in
     ImageSets/Segmentation/val.txt. A resource without ``strip`` is a plain file stored in
-    ``target``."""
+    ``target``. ``strip='*'`` is the archive's one top-level folder, whatever its name (tar or
+    zip). ``sha256``: a published SHA-256 (checked like the MD5); ``default`` False: fetched
+    only when named with --only (the datasets beyond the VOC recipe)."""
     name: str
     url: str
     md5: str | None
@@ -75,6 +83,8 @@ class Resource:
     strip: str | None = None
     subset: str | None = None
     note: str = ''
+    sha256: str | None = None
+    default: bool = True
 
     @property
     def filename(self):
@@ -101,6 +111,10 @@ def _seg_val_images(seg_val):
     return keep
 
 
+#: the reference repository at the commit whose files are pinned here (its split lists)
+_REFERENCE_RAW = ('https://raw.githubusercontent.com/shelhamer/fcn.berkeleyvision.org/'
+                  '1305c7378a9f0ab44b2c936f4d60e4687e3d8743')
+
 RESOURCES = (
     Resource('voc2012', 'http://host.robots.ox.ac.uk/pascal/VOC/voc2012/'
              'VOCtrainval_11-May-2012.tar', '6cd6e144f989b92b3379bac3b3de84fd',
@@ -122,6 +136,24 @@ RESOURCES = (
              '211839e770f7b538e2d8/raw/0067c9b32f60362c74f4c445a080beed06b07eb3/'
              'VGG_ILSVRC_16_layers_deploy.prototxt', None, 6_000, 'vgg16',
              note='VGG16 deploy prototxt (no published checksum: recorded on first use)'),
+    # the datasets of the other reference models: fetched only when named with --only
+    Resource('siftflow', 'http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/'
+             'SiftFlowDataset.zip', None, 200_000_000, 'sift-flow', strip='*', default=False,
+             note='SIFT Flow (Liu et al.): 2,688 256x256 images, semantic + geometric labels '
+                  '(no published checksum: recorded on first use)'),
+    Resource('siftflow-trainval', f'{_REFERENCE_RAW}/data/sift-flow/trainval.txt', None, 41_642,
+             'sift-flow', sha256='4321de2b164556875661a66c64e6b5ebe1493a6e3dfa51d93700e3d17dbedfe7',
+             default=False, note='SIFT Flow trainval split of the reference (2,486 ids)'),
+    Resource('siftflow-test', f'{_REFERENCE_RAW}/data/sift-flow/test.txt', None, 3_355,
+             'sift-flow', sha256='d9d024d06b1ed2139b0e1bdbc78ede9897c3389cd588cd5c37268a931c1d36ae',
+             default=False, note='SIFT Flow test split of the reference (200 ids)'),
+    Resource('nyud', 'http://dl.caffe.berkeleyvision.org/nyud.tar.gz', None, 1_000_000_000,
+             'nyud', strip='*', default=False,
+             note='NYUDv2 prepared by the reference (images, depth, HHA, 40-class labels; no '
+                  'published checksum: recorded on first use)'),
+    Resource('nyud-gupta', 'http://people.eecs.berkeley.edu/~sgupta/cvpr13/data.tgz', None,
+             1_000_000_000, 'nyud-gupta', strip='*', default=False,
+             note='the NYUDv2 data of Gupta et al. CVPR 2013 (for reproducing the paper)'),
 )
 
 
@@ -164,10 +196,17 @@ class ChecksumRecord:
 
 
 def verify(resource, path, record):
-    """Check ``path`` against the resource's published MD5, else against the SHA-256 recorded
-    on first download (recording it when there is none). Raises DataError on a mismatch."""
+    """Check ``path`` against the resource's published SHA-256 or MD5, else against the SHA-256
+    recorded on first download (recording it when there is none). Raises DataError on a
+    mismatch."""
     md5, sha256 = file_digests(path)
-    if resource.md5 is not None:
+    if resource.sha256 is not None:
+        if sha256 != resource.sha256:
+            raise DataError(f"{path}: SHA-256 {sha256} differs from the published "
+                            f"{resource.sha256} ({resource.url}); the file is corrupt or not "
+                            f"the expected one")
+        how = f"SHA-256 {sha256} matches the published checksum"
+    elif resource.md5 is not None:
         if md5 != resource.md5:
             raise DataError(f"{path}: MD5 {md5} differs from the published {resource.md5} "
                             f"({resource.url}); the file is corrupt or not the expected one")
@@ -189,19 +228,29 @@ def verify(resource, path, record):
 
 # ------------------------------------------------------------------------------------------
 # downloading
+def progress_line(done, total, seconds, width=30):
+    """The progress bar of a download: ``[#####.....]  42%  226 of 537 MiB  3.1 MiB/s``
+    (without a known total: the MiB and the rate)."""
+    rate = done / max(seconds, 1e-6)
+    if total:
+        filled = min(width, int(width * done / total))
+        return (f"[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:3.0f}%  "
+                f"{done / 2**20:.0f} of {total / 2**20:.0f} MiB  {rate / 2**20:.1f} MiB/s")
+    return f"{done / 2**20:.0f} MiB  {rate / 2**20:.1f} MiB/s"
+
+
 def _progress(done, total, start):
     if not sys.stderr.isatty():
         return
-    rate = done / max(time.monotonic() - start, 1e-6)
-    of = f" of {total / 2**20:.0f}" if total else ''
-    sys.stderr.write(f"\r  {done / 2**20:.0f}{of} MiB  {rate / 2**20:.1f} MiB/s")
+    sys.stderr.write(f"\r  {progress_line(done, total, time.monotonic() - start)}")
     sys.stderr.flush()
 
 
-def download(url, dest, timeout=60):
+def download(url, dest, timeout=60, expected_size=None):
     """Fetch ``url`` into ``dest`` through ``dest.part``, resuming a part left by an earlier
     run: a Range request, and where the server ignores it (status 200, or a file:// URL) the
-    bytes already held are read past. Returns ``dest``."""
+    bytes already held are read past. ``expected_size`` (bytes) scales the progress bar when
+    the server sends no length. Returns ``dest``."""
     dest = Path(dest)
     part = dest.with_name(dest.name + '.part')
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +296,7 @@ def download(url, dest, timeout=60):
                     break
                 f.write(block)
                 done += len(block)
-                _progress(done, total + have if total is not None else None, start)
+                _progress(done, total + have if total is not None else expected_size, start)
         if sys.stderr.isatty():
             sys.stderr.write('\n')
         if total is not None and done - have < total:
@@ -272,12 +321,63 @@ def _safe_relative(name, strip):
     return rel if rel.parts else None
 
 
-def extract(archive, strip, target, keep=None):
-    """Extract the regular files below ``strip`` in the tar ``archive`` into ``target``
-    (directory structure below ``strip`` kept; links, devices and anything outside refused or
-    skipped); ``keep(rel)`` chooses members (None: all). Returns the number of files written."""
-    target = Path(target)
+def _archive_root(names, archive):
+    """The one top-level folder of the member ``names`` (DataError when there are several)."""
+    tops = {PurePosixPath(n).parts[0] for n in names if PurePosixPath(n).parts
+            and not PurePosixPath(n).is_absolute()}
+    if len(tops) != 1:
+        raise DataError(f"{archive}: expected one top-level folder in the archive, found "
+                        f"{', '.join(sorted(tops)[:5]) or 'none'}")
+    return tops.pop()
+
+
+def _extract_zip(archive, strip, target, keep):
+    import zipfile
     count = 0
+    try:
+        with zipfile.ZipFile(archive) as z:
+            infos = z.infolist()
+            if strip == '*':
+                strip = _archive_root([i.filename for i in infos], archive)
+            for info in infos:
+                rel = _safe_relative(info.filename, strip)
+                mode = (info.external_attr >> 16) & 0o170000
+                if rel is None or info.is_dir() or mode == 0o120000:   # links are skipped
+                    continue
+                if keep is not None and not keep(rel):
+                    continue
+                out = Path(target).joinpath(*rel.parts)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_name(out.name + '.tmp')
+                with z.open(info) as source, open(tmp, 'wb') as f:
+                    shutil.copyfileobj(source, f, CHUNK)
+                os.replace(tmp, out)
+                count += 1
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{archive}: not a readable zip archive ({exc})") from None
+    return count, strip
+
+
+def extract(archive, strip, target, keep=None):
+    """Extract the regular files below ``strip`` in the tar or zip ``archive`` into ``target``
+    (directory structure below ``strip`` kept; links, devices and anything outside refused or
+    skipped; ``strip='*'``: the archive's one top-level folder); ``keep(rel)`` chooses members
+    (None: all). Returns the number of files written."""
+    import zipfile
+    target = Path(target)
+    if zipfile.is_zipfile(archive):
+        count, strip = _extract_zip(archive, strip, target, keep)
+        if not count:
+            raise DataError(f"{archive}: no files below {strip}/ in the archive; is it the "
+                            f"expected one?")
+        return count
+    count = 0
+    if strip == '*':
+        try:
+            with tarfile.open(archive) as tar:
+                strip = _archive_root(tar.getnames(), archive)
+        except (tarfile.TarError, EOFError) as exc:
+            raise DataError(f"{archive}: not a readable tar archive ({exc})") from None
     try:
         with tarfile.open(archive) as tar:
             for member in tar:
@@ -376,20 +476,31 @@ def fetch(resource, data_dir, record, mirror=None):
     if resource.is_archive and _stamp(resource, data_dir).exists() and not path.exists():
         print(f"  {data_dir / resource.target} is already unpacked (archive removed)")
         return
+    print(f"  {obtain(resource, url, path, record)}")
+    if resource.is_archive:
+        unpack(resource, path, data_dir)
+
+
+def obtain(resource, url, path, record, check=None):
+    """Download ``url`` into ``path`` (resuming a ``.part``; a file already there is reused),
+    run ``check(path)`` (raises DataError; e.g. a size check) and ``verify``. A file that
+    fails is moved aside to ``<path>.bad`` and the DataError raised; returns verify's
+    sentence. The one download path of get-data and of ``fcn models``."""
+    path = Path(path)
     if path.exists():
         print(f"  {path} is already downloaded")
     else:
         print(f"  fetching {url} -> {path}", flush=True)
-        download(url, path)
+        download(url, path, expected_size=resource.size or None)
     try:
-        print(f"  {verify(resource, path, record)}")
+        if check is not None:
+            check(path)
+        return verify(resource, path, record)
     except DataError:
         bad = path.with_name(path.name + '.bad')
         os.replace(path, bad)
         log.error("moved the file that failed its check to %s", bad)
         raise
-    if resource.is_archive:
-        unpack(resource, path, data_dir)
 
 
 def build_parser(resources=RESOURCES):
@@ -424,19 +535,26 @@ def main(argv=None, resources=RESOURCES):
     args = build_parser(resources).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s: %(message)s')
-    chosen = [r for r in resources if not args.only or r.name in args.only]
+    chosen = [r for r in resources if (r.name in args.only if args.only else r.default)]
     data_dir = args.data
     if args.dry_run:
-        total = 0
-        for r in chosen:
+        def show(r):
             url = f"{args.mirror.rstrip('/')}/{r.filename}" if args.mirror else r.url
-            check = f"md5 {r.md5}" if r.md5 else 'sha256 recorded on first download'
+            check = (f"sha256 {r.sha256}" if r.sha256 else f"md5 {r.md5}" if r.md5
+                     else 'sha256 recorded on first download')
             where = (f"{data_dir / 'downloads' / r.filename} -> {data_dir / r.target}/"
                      if r.is_archive else str(data_dir / r.target / r.filename))
             print(f"{r.name:<13} {_size(r.size):>9}  {url}\n{'':<13} {'':>9}  {check}; {where}")
-            total += r.size
+        for r in chosen:
+            show(r)
+        total = sum(r.size for r in chosen)
         print(f"total about {_size(total)}; then seg11valid.txt (VOC2011 seg val minus SBD "
               f"train) in {data_dir / 'pascal' / 'VOC2011' / 'ImageSets' / 'Segmentation'}")
+        optional = [r for r in resources if not r.default and r not in chosen]
+        if optional:
+            print("also available with --only NAME (not fetched by default):")
+            for r in optional:
+                show(r)
         return 0
     record = ChecksumRecord(data_dir / 'checksums.json')
     try:

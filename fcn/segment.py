@@ -182,6 +182,7 @@ class Segmenter:
         if engine not in self.ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(self.ENGINES)}")
         caffe = backend.caffe
+        self.deploy = deploy
         self.net = caffe.Net(str(deploy), caffe.TEST)
         untouched = load_weights(self.net, weights)
         if untouched:
@@ -213,6 +214,19 @@ class Segmenter:
                                  "not run with --backend caffe")
             from fcn.onnx_engine import OnnxRuntimeEngine
             self.engine = OnnxRuntimeEngine(self.net, deploy, weights, score_blob)
+        self.class_names = None     # names of the classes, for the overlay's legend
+
+    @classmethod
+    def from_pretrained(cls, name, mirror=None, cache=None, score_blob=None, **options):
+        """The Segmenter of a published model (``fcn models list``), its weights fetched into
+        the cache, with its mean and class names (``fcn.models``):
+        ``Segmenter.from_pretrained('voc-fcn8s')``; ``options`` as for the constructor
+        (``engine='onnxruntime'``, say)."""
+        from fcn import models
+        deploy, weights, blob, mean, names = models.pretrained(name, mirror, cache, score_blob)
+        seg = cls(deploy, weights, blob, mean, **options)
+        seg.class_names = names
+        return seg
 
     @property
     def num_classes(self):
@@ -278,7 +292,7 @@ def segment_file(seg, path, out_dir, max_size=None, overlay=False, save_scores=F
     if overlay:
         if small.shape[:2] != (height, width):        # blend at the size segmented
             label = small_label
-        blended = Image.fromarray(vis.overlay(small, label, palette=pal))
+        blended = Image.fromarray(vis.overlay_with_legend(small, label, seg.class_names, pal))
         save_image(blended, out_dir / f"{stem}_overlay.jpg", 'JPEG', quality=90)
     if save_scores:
         with atomic_write(out_dir / f"{stem}_scores.npy") as f:
@@ -298,9 +312,17 @@ def build_parser():
         "--weights fcn8s.caffemodel --out seg/ photos/\n")
     parser.add_argument('inputs', nargs='+', metavar='IMAGE|FOLDER',
                         help='images, or folders of images')
-    parser.add_argument('--deploy', required=True, help='deploy prototxt')
-    parser.add_argument('--weights', required=True, help='trained caffemodel')
-    parser.add_argument('--out', required=True, type=Path, help='output folder (created)')
+    parser.add_argument('--deploy', help='deploy prototxt (required without --model)')
+    parser.add_argument('--weights', help='trained caffemodel (required without --model)')
+    parser.add_argument('--model', metavar='NAME',
+                        help='a published model (fcn models list): fetched into the cache, '
+                             'its deploy net, mean and class names; overlays with a legend')
+    parser.add_argument('--mirror', metavar='URL', help='with --model: fetch the weights as '
+                        'URL/<file> (a local copy)')
+    parser.add_argument('--cache', metavar='DIR', help='with --model: the model cache '
+                        '(default FCN_CACHE, else ~/.cache/fcn)')
+    parser.add_argument('--out', type=Path, help='output folder (created; required without '
+                        '--model, else seg-NAME)')
     parser.add_argument('--overlay', action='store_true',
                         help='also write <name>_overlay.jpg (labels over the image)')
     parser.add_argument('--save-scores', action='store_true',
@@ -340,6 +362,14 @@ def run(args):
             raise runner.UsageError(f"--gpu {args.gpu}: GPU ids are >= 0")
         backend.caffe.set_device(args.gpu)
         backend.caffe.set_mode_gpu()
+    if args.model:
+        from fcn import models
+        models.prepare_infer_args(args)
+    elif not (args.deploy and args.weights and args.out):
+        missing = [o for o, v in (('--deploy', args.deploy), ('--weights', args.weights),
+                                  ('--out', args.out)) if not v]
+        raise runner.UsageError(f"the following arguments are required: {', '.join(missing)} "
+                                f"(or --model NAME)")
     paths = collect_images(args.inputs)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file, not a folder; choose another --out")
@@ -348,9 +378,14 @@ def run(args):
     group = dist.world() if dist is not None else None     # the MPI job under mpirun
     rank, size = (group.rank, group.size) if group else (0, 1)
     with dist.abort_on_failure(group) if group else contextlib.nullcontext():
-        seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
-                        allow_untouched=args.allow_untouched, engine=args.engine)
-        tiler = tiles.Tiler(seg, args.deploy, args.tile) if args.tile else None
+        options = dict(allow_untouched=args.allow_untouched, engine=args.engine)
+        if args.model:
+            seg = Segmenter.from_pretrained(args.model, args.mirror, args.cache,
+                                            args.score_blob, **options)
+        else:
+            seg = Segmenter(args.deploy, args.weights, args.score_blob, tuple(args.mean),
+                            **options)
+        tiler = tiles.Tiler(seg, seg.deploy, args.tile) if args.tile else None
         mine = paths[rank::size]
         failed = []
         for path in runner.progress(mine, label='segmenting', unit='images'):

@@ -22,7 +22,8 @@ Example::
 """
 import numpy as np
 
-__all__ = ['PALETTE_SIZE', 'voc_palette', 'palette', 'label_to_pil', 'colorize', 'overlay']
+__all__ = ['PALETTE_SIZE', 'voc_palette', 'palette', 'label_to_pil', 'colorize', 'overlay',
+           'legend', 'overlay_with_legend']
 
 PALETTE_SIZE = 256  # the most entries a P-mode (8-bit) image can have
 
@@ -135,3 +136,47 @@ def overlay(image_rgb, label, alpha=0.5, ignore=255, palette=None):
         keep = label == ignore
         blended[keep] = image[keep]
     return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+LEGEND_ROW = 14      # pixels per legend line (a 10 px swatch and the default bitmap font)
+
+
+def legend(label, class_names, palette=None, height=None, ignore=255):
+    """The (h, w, 3) uint8 legend of the classes present in ``label``: one line per class
+    index found (ascending, ``ignore`` left out), a colour swatch of ``palette`` and
+    ``index name``; ``h`` is at least ``height``. ``class_names[i]`` names index ``i`` (an
+    index beyond the list is shown by its number)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    label = _check_label(label)
+    pal = _full_palette(palette)
+    present = [int(i) for i in np.unique(label) if ignore is None or i != ignore]
+    texts = [f"{i} {class_names[i]}" if i < len(class_names) else str(i) for i in present]
+    font = ImageFont.load_default()
+    draw_probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+    text_w = max([int(draw_probe.textlength(t, font=font)) for t in texts] + [0])
+    width = 10 + 4 + text_w + 8
+    rows_h = 4 + LEGEND_ROW * len(texts)
+    image = Image.new('RGB', (width, max(rows_h, height or 0)), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for row, (i, text) in enumerate(zip(present, texts)):
+        y = 4 + row * LEGEND_ROW
+        draw.rectangle([4, y, 13, y + 9], fill=tuple(int(c) for c in pal[i]), outline=(0, 0, 0))
+        draw.text((18, y - 1), text, fill=(0, 0, 0), font=font)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def overlay_with_legend(image_rgb, label, class_names=None, palette=None, alpha=0.5,
+                        ignore=255):
+    """``overlay(image_rgb, label)`` with, when ``class_names`` are given, the ``legend`` of
+    the classes present drawn beside it on the right (white below the shorter of the two);
+    without names, the overlay alone. Returns an (H', W + legend width, 3) uint8 array."""
+    blended = overlay(image_rgb, label, alpha=alpha, ignore=ignore, palette=palette)
+    if not class_names:
+        return blended
+    panel = legend(label, class_names, palette, blended.shape[0], ignore)
+    height = max(blended.shape[0], panel.shape[0])
+    out = np.full((height, blended.shape[1] + panel.shape[1], 3), 255, dtype=np.uint8)
+    out[:blended.shape[0], :blended.shape[1]] = blended
+    out[:panel.shape[0], blended.shape[1]:] = panel
+    return out

@@ -63,14 +63,15 @@ def _open_image(path):
     return image
 
 
-def load_image(path, mean):
+def load_image(path, mean, mean_dtype=np.float64):
     """The image at ``path`` as Caffe input: (3, H, W) float32, BGR, ``mean`` (B, G, R)
     subtracted.
 
     RGB images are used as decoded (as the reference layers: ``np.array(Image.open(p),
     dtype=float32)``); other modes (grey, palette, RGBA, CMYK) are converted to RGB first. The
     mean is subtracted in float64 and rounded once to float32, as the reference's
-    ``in_ -= np.array(mean)`` does.
+    ``in_ -= np.array(mean)`` does; ``mean_dtype=np.float32`` subtracts a float32 mean in
+    float32 instead, as the SIFT Flow, NYUDv2 and PASCAL-Context layers do.
     """
     image = _open_image(path)
     with image:
@@ -78,7 +79,7 @@ def load_image(path, mean):
             image = image.convert('RGB')
         rgb = np.array(image, dtype=np.float32)           # (H, W, 3) RGB
     bgr = rgb[:, :, ::-1]                                   # (H, W, 3) BGR
-    bgr = np.subtract(bgr, np.asarray(mean, dtype=np.float64)).astype(np.float32)
+    bgr = np.subtract(bgr, np.asarray(mean, dtype=mean_dtype)).astype(np.float32)
     return np.ascontiguousarray(bgr.transpose(2, 0, 1))     # (3, H, W)
 
 
@@ -327,6 +328,14 @@ COMMON_PARAMS = {
 }
 
 
+_COUNTS = {1: 'one', 2: 'two', 3: 'three', 4: 'four'}
+
+
+def _top_shape(array):
+    """The top shape of one sample's array: (C, H, W) -> (1, C, H, W); (H, W) -> (1, 1, H, W)."""
+    return (1, *array.shape) if array.ndim == 3 else (1, 1, *array.shape)
+
+
 class SegDataLayer(caffe.Layer):
     """Base of the segmentation data layers: tops ``data`` (1, 3, H, W) float32 BGR minus mean
     and ``label`` (1, 1, H, W) class indices, one image per forward, no bottoms.
@@ -334,7 +343,9 @@ class SegDataLayer(caffe.Layer):
     Subclasses set ``PARAMS`` ({name: layers.params.Param}) and implement
     ``make_source(params)``, returning a ``PairSource``: ``ids`` (the list of sample ids),
     ``paths(id)`` (the files of one sample, checked to exist at setup) and ``load(id)`` ->
-    ``((3, H, W) float32 image, (H, W) integer label)``.
+    ``((3, H, W) float32 image, (H, W) integer label)``. A layer with other tops overrides
+    ``top_names(params)`` and its source's ``load`` returns one array per top, (C, H, W) or
+    (H, W) (SIFT Flow: data, sem, geo; NYUDv2: the tops it is given).
 
     Order: with ``randomize`` (and ``self.random_allowed(params)``), the first sample and each
     next one are ``random.randint(0, len(ids) - 1)`` draws from a generator seeded with ``seed``
@@ -354,6 +365,11 @@ class SegDataLayer(caffe.Layer):
     def make_source(self, params):
         raise NotImplementedError
 
+    def top_names(self, params):
+        """The names of the layer's tops, in order (default data and label); the source's
+        ``load(id)`` returns one array per top: (C, H, W) or (H, W) (shaped (1, 1, H, W))."""
+        return ('data', 'label')
+
     def random_allowed(self, params):
         """Whether ``randomize`` may take effect: only in the TRAIN phase (a TEST net reads the
         list in order, so that evaluation is deterministic)."""
@@ -363,11 +379,15 @@ class SegDataLayer(caffe.Layer):
     # -- caffe.Layer ---------------------------------------------------------------------------
     def setup(self, bottom, top):
         where = type(self).__name__
-        if len(top) != 2:
-            raise ParamError(f"{where} needs two tops, data and label (got {len(top)})")
         if len(bottom) != 0:
             raise ParamError(f"{where} is a data layer and takes no bottom (got {len(bottom)})")
         self.params = parse_params(self.param_str, self.PARAMS, where)
+        names = tuple(self.top_names(self.params))
+        if len(top) != len(names):
+            count = _COUNTS.get(len(names), str(len(names)))
+            listed = ', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1 else names[0]
+            raise ParamError(f"{where} needs {count} top{'s' if len(names) > 1 else ''}, "
+                             f"{listed} (got {len(top)})")
         self.mean = np.array(self.params['mean'], dtype=np.float64)
         self.source = self.make_source(self.params)
         self.indices = list(self.source.ids)
@@ -394,16 +414,13 @@ class SegDataLayer(caffe.Layer):
             self._schedule_next()
 
     def reshape(self, bottom, top):
-        image, label = self._sample()
-        top[0].reshape(1, *image.shape)                  # (1, 3, H, W)
-        top[1].reshape(1, 1, *label.shape)               # (1, 1, H, W)
+        for blob, array in zip(top, self._sample()):
+            blob.reshape(*_top_shape(array))             # (1, C, H, W) / (1, 1, H, W)
 
     def forward(self, bottom, top):
-        image, label = self._sample()
-        top[0].reshape(1, *image.shape)
-        top[1].reshape(1, 1, *label.shape)
-        top[0].data[...] = image
-        top[1].data[0, 0] = label
+        for blob, array in zip(top, self._sample()):
+            blob.reshape(*_top_shape(array))
+            blob.data[...] = array.reshape(_top_shape(array))
         # move on to the next sample
         self._current = None
         self._schedule_next()
@@ -473,12 +490,14 @@ class SegDataLayer(caffe.Layer):
         self._prefetcher.schedule(self.indices[nxt])
 
     def _sample(self):
-        """The current (image, label), loaded once however often reshape is called."""
+        """The current arrays (image, label, ...), loaded once however often reshape is
+        called."""
         if self._current is None:
-            sample_id, (image, label) = self._prefetcher.next()
+            sample_id, arrays = self._prefetcher.next()
             assert sample_id == self.current_id, (sample_id, self.current_id)
-            self._current = (image, label)
-            log.debug("%s: sample %r, image %s", type(self).__name__, sample_id, image.shape)
+            self._current = tuple(arrays)
+            log.debug("%s: sample %r, image %s", type(self).__name__, sample_id,
+                      self._current[0].shape)
         return self._current
 
     def _check_files(self):

@@ -12,3 +12,4 @@ from .fcn import (VARIANTS, DataLayer, NetsError, Variant, data_sources, fcn, fo
 
 __all__ = ['VARIANTS', 'DataLayer', 'NetsError', 'Variant', 'data_sources', 'fcn',
            'folder_data', 'generate', 'sbd_data', 'solver', 'voc_data']
+from . import datasets  # noqa: E402,F401  (registers the SIFT Flow, NYUDv2, PASCAL-Context variants)

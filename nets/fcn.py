@@ -254,13 +254,32 @@ VARIANTS = {v.name: v for v in [
 ]}
 
 
+#: variants of other modules (nets.datasets: SIFT Flow, NYUDv2, PASCAL-Context), by name
+DATASET_VARIANTS = {}
+
+
+def register_variant(variant):
+    """Add ``variant`` (a generator of another module, e.g. nets.datasets) to the variants
+    ``get_variant`` and the command line know; NetsError when its name is taken."""
+    if variant.name in VARIANTS or variant.name in DATASET_VARIANTS:
+        raise NetsError(f"variant {variant.name!r} is already registered")
+    DATASET_VARIANTS[variant.name] = variant
+    return variant
+
+
+def all_variants():
+    """{name: Variant}: the VOC family (VARIANTS) and the registered dataset variants."""
+    return {**VARIANTS, **DATASET_VARIANTS}
+
+
 def get_variant(name):
     """The Variant called ``name``; NetsError naming the known ones otherwise."""
+    known = all_variants()
     try:
-        return VARIANTS[name]
+        return known[name]
     except KeyError:
         raise NetsError(f"unknown variant {name!r}; choose one of "
-                        f"{', '.join(VARIANTS)}") from None
+                        f"{', '.join(known)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +295,7 @@ class DataLayer:
     module: str
     layer: str
     params: dict
+    split_list: str | None = None   # the split list file, where the params do not say it
 
     @property
     def param_str(self):
@@ -404,6 +424,8 @@ def fcn(variant, num_classes=21, data=None, width=1.0, input_shape=DEPLOY_SHAPE)
     channel counts (fc6/fc7 included), rounded, at least 1 (2 where convolutions are grouped).
     """
     v = get_variant(variant) if isinstance(variant, str) else variant
+    if getattr(v, 'build_net', None) is not None:      # a dataset variant (nets.datasets)
+        return v.build_net(num_classes, data, width, input_shape)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise NetsError(f"num_classes must be a positive integer, not {num_classes!r}")
     if not width > 0:
@@ -449,7 +471,9 @@ def solver(variant, train_net='train.prototxt', test_net='val.prototxt', test_it
 def _split_size(data):
     """The number of images in a VOC or SBD DataLayer's split list; None where unknown."""
     p = data.params
-    if 'voc_dir' in p:
+    if data.split_list is not None:
+        listing = data.split_list
+    elif 'voc_dir' in p:
         listing = os.path.join(p['voc_dir'], 'ImageSets', 'Segmentation', p['split'] + '.txt')
     elif 'sbdd_dir' in p:
         listing = os.path.join(p['sbdd_dir'], p['split'] + '.txt')

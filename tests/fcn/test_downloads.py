@@ -194,3 +194,35 @@ def test_unreachable_source_is_one_clear_error(tmp_path, mirror, capsys):
     assert get_data.main(['--data', str(tmp_path / 'data'), '--mirror', missing,
                           '--only', 'deploy'], resources=resources) == 1
     assert 'cannot download' in capsys.readouterr().err
+
+
+def test_zip_with_one_top_folder_and_published_sha256(tmp_path, capsys):
+    """An opt-in zip resource (strip '*': its one top folder, links skipped) and a plain file
+    with a published SHA-256: fetched through the mirror only with --only; a wrong SHA-256 is
+    refused and the file kept as .bad."""
+    import zipfile
+    src = tmp_path / 'mirror'
+    src.mkdir()
+    with zipfile.ZipFile(src / 'Set.zip', 'w') as z:
+        z.writestr('SomeSet/Images/a.jpg', b'a')
+        z.writestr('SomeSet/../evil.txt', b'outside')
+    (src / 'list.txt').write_bytes(b'a\n')
+    good = hashlib.sha256(b'a\n').hexdigest()
+    resources = (
+        get_data.Resource('set', 'http://example.invalid/Set.zip', None, 10, 'set', strip='*',
+                          default=False),
+        get_data.Resource('list', 'http://example.invalid/list.txt', None, 2, 'set',
+                          sha256=good, default=False),
+    )
+    data = tmp_path / 'data'
+    assert get_data.main(['--data', str(data), '--mirror', src.as_uri()], resources) == 0
+    assert not (data / 'set').exists()                 # opt-in: nothing by default
+    assert get_data.main(['--data', str(data), '--mirror', src.as_uri(), '--only', 'set',
+                          'list'], resources) == 0
+    assert (data / 'set' / 'Images' / 'a.jpg').read_bytes() == b'a'
+    assert not (tmp_path / 'evil.txt').exists() and not (data / 'evil.txt').exists()
+    assert 'matches the published checksum' in capsys.readouterr().out
+    bad = (get_data.Resource('list', 'http://example.invalid/list.txt', None, 2, 'other',
+                             sha256='0' * 64),)
+    assert get_data.main(['--data', str(data), '--mirror', src.as_uri()], bad) == 1
+    assert (data / 'other' / 'list.txt.bad').exists()
