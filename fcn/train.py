@@ -391,10 +391,6 @@ def _python_data_layers(net):
 
 
 # ------------------------------------------------------------------------------------------
-class Stopped(Exception):
-    """Training was stopped by a signal (``signum``) after a snapshot."""
-
-
 class Training:
     """A solver with its val scoring, logs and curve; ``run()`` trains to max_iter.
 
