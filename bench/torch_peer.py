@@ -280,10 +280,12 @@ def compare_gradients(train_net, module, image, label, score_blob='score'):
     value = loss(module(torch.from_numpy(image))[score_blob], torch.from_numpy(label))
     value.backward()
     worst = 0.0
+    layers = dict(zip(train_net._layer_names, train_net.layers))
     for name, ps in module.param_layers.items():
+        propagate = list(layers[name].param_propagate_down)
         for j, p in enumerate(ps):
-            if p.grad is None:
-                continue
+            if p.grad is None or (j < len(propagate) and not propagate[j]):
+                continue                    # lr_mult 0 (the bilinear deconvolutions)
             ours = train_net.params[name][j].diff
             scale = max(float(np.abs(ours).max()), 1e-30)
             worst = max(worst, float(np.abs(p.grad.numpy() - ours).max()) / scale)
