@@ -433,7 +433,8 @@ def section_tile(ctx):
           f"weights; child process): tile {r['tile']} + margin {r['margin']} (windows up to "
           f"{r['window'][0]}x{r['window'][1]}), {subset}: {r['seconds']:.1f} s "
           f"({r['seconds'] / r['tiles_run']:.1f} s a tile), net load {r['load']:.1f} s; peak "
-          f"RSS {r['peak']:.0f} MiB [issue 18 target < {TILE_RSS_TARGET_GB:g} GB: {_met(ok)}]")
+          f"RSS {r['peak']:.0f} MiB ({r['peak'] * 2**20 / 1e9:.3f} GB) [issue 18 target < "
+          f"{TILE_RSS_TARGET_GB:g} GB: {_met(ok)}]")
     from bench import memory
     ew, eh = TILE_CHECK_SIZE
     diff, count, tile, margin = memory.tile_equality(ctx['tmp'], TILE_CHECK_SIZE,
@@ -525,7 +526,8 @@ def summary(ctx):
                      f"(reuse_memory)/ORT", f"{ratio:.2f} ({ours:.0f}/{theirs:.0f} MiB)",
                      f"<= {MEMORY_RATIO_TARGET:g}", ratio <= MEMORY_RATIO_TARGET))
     if 'tile rss' in r:
-        rows.append((f"tile {TILE_SIZE[0]}x{TILE_SIZE[1]} peak RSS", f"{r['tile rss']:.0f} MiB",
+        rows.append((f"tile {TILE_SIZE[0]}x{TILE_SIZE[1]} peak RSS",
+                     f"{r['tile rss']:.0f} MiB ({r['tile rss'] * 2**20 / 1e9:.2f} GB)",
                      f"< {TILE_RSS_TARGET_GB:g} GB",
                      r['tile rss'] * 2**20 < TILE_RSS_TARGET_GB * 1e9))
     if 'tile equality' in r:
