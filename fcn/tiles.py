@@ -143,6 +143,7 @@ class Tiler:
         for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in boxes:
             scores = self.segmenter.scores(rgb[wy0:wy1, wx0:wx1])
             yield (cy0, cy1, cx0, cx1), scores[:, cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
+            del scores              # not held while the next tile runs
 
     def scores(self, rgb):
         """(classes, H, W) float32 scores of an RGB uint8 image, tile by tile: those of the
@@ -159,4 +160,5 @@ class Tiler:
         label = np.empty(rgb.shape[:2], np.uint8)
         for (y0, y1, x0, x1), scores in self._tile_scores(rgb):
             label[y0:y1, x0:x1] = scores.argmax(axis=0)
+            del scores              # (a view of the whole window's scores)
         return label
