@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from fcn import downloads
+from fcn.files import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -237,14 +238,8 @@ def get(name):
 
 # ------------------------------------------------------------------------------------------
 # the cache
-def cache_root(cache=None):
-    """The cache folder: ``cache``, else FCN_CACHE, else $XDG_CACHE_HOME/fcn or ~/.cache/fcn."""
-    if cache:
-        return Path(cache)
-    if os.environ.get('FCN_CACHE'):
-        return Path(os.environ['FCN_CACHE'])
-    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return Path(base) / 'fcn'
+#: the cache folder (see fcn.files.cache_dir)
+cache_root = cache_dir
 
 
 def model_dir(name, cache=None):

@@ -8,21 +8,11 @@ an edited prototxt or new weights export afresh and an unchanged pair is reused.
 """
 import hashlib
 import logging
-import os
 from pathlib import Path
 
-from fcn.files import atomic_path
+from fcn.files import atomic_path, cache_dir
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir():
-    """The toolkit's cache folder: ``$FCN_CACHE``, else ``$XDG_CACHE_HOME/fcn``, else
-    ``~/.cache/fcn`` (created on first use)."""
-    if os.environ.get('FCN_CACHE'):
-        return Path(os.environ['FCN_CACHE'])
-    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return Path(base) / 'fcn'
 
 
 def model_key(deploy, weights):
