@@ -10,7 +10,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from fcn.files import atomic_path, cache_dir
+from fcn.files import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class OnnxRuntimeEngine:
         if path.is_file():
             log.info("ONNX model from the cache: %s", path)
         else:
-            with atomic_path(path) as tmp:
-                npcaffe_onnx.export(net, tmp, dynamic=True, outputs=[score_blob])
+            # the export writes beside and renames into place (data file included)
+            npcaffe_onnx.export(net, path, dynamic=True, outputs=[score_blob])
             log.info("exported %s with %s to %s", deploy, weights, path)
         self.path = path
         self.session = onnxruntime.InferenceSession(str(path),

@@ -21,6 +21,8 @@ are refused with an error naming the layer (or the net).
 """
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from npcaffe.errors import NetError
@@ -151,20 +153,24 @@ def export(net, path, input_shapes=None, dynamic=False, outputs=None, external_d
     size = weight_bytes(model)
     if external_data is None:
         external_data = size > EXTERNAL_DATA_BYTES
-    tmp = path.with_name(path.name + '.tmp')
-    if external_data:
-        location = path.name + '.data'
-        (path.parent / location).unlink(missing_ok=True)    # onnx appends to an existing file
-        onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=location, size_threshold=1024)
-    else:
-        onnx.save_model(model, str(tmp))
+    # written into a temporary folder beside ``path`` under the final names (the model refers
+    # to its data file by name), checked there, then renamed into place: an earlier model
+    # and its data stay whole until the new ones are complete
+    folder = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))
     try:
+        tmp = folder / path.name
+        location = path.name + '.data'
+        if external_data:
+            onnx.save_model(model, str(tmp), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=location, size_threshold=1024)
+        else:
+            onnx.save_model(model, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)   # strict shape inference too
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+        if external_data:
+            os.replace(folder / location, path.parent / location)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)           # only what this export wrote
     log.info("wrote %s: %d nodes, %d initializers (%.1f MB of weights%s)", path,
              len(model.graph.node), len(model.graph.initializer), size / 1e6,
              f" in {path.name}.data" if external_data else '')

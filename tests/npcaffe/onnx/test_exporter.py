@@ -148,3 +148,24 @@ def test_input_shapes_reshape_before_export():
     assert dims == [n, c, h + 3, w + 1]
     x = np.random.default_rng(0).normal(size=dims).astype(np.float32)
     assert_close(run(model, {'x0': x})['y'], forward(net, {'x0': x})['y'], FORWARD_TOL, 'y')
+
+
+def test_a_failed_export_leaves_the_earlier_model_and_data_whole(tmp_path, monkeypatch):
+    """The new model and its data are written beside, checked, then renamed into place: a
+    failure on the way leaves the earlier files as they were and no temporary file behind."""
+    import onnx
+    net = npcaffe.Net(str(require_shared('golden', 'lenet_mnist_real', 'net.prototxt')),
+                      str(require_shared('golden', 'lenet_mnist_real', 'weights.caffemodel')),
+                      npcaffe.TEST)
+    export(net, tmp_path / 'lenet.onnx', external_data=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def refuse(*args, **kwargs):
+        raise onnx.checker.ValidationError('refused for the test')
+
+    monkeypatch.setattr(onnx.checker, 'check_model', refuse)
+    for blobs in net.params.values():                  # other weights: other bytes
+        blobs[0].data[...] *= 2
+    with pytest.raises(onnx.checker.ValidationError):
+        export(net, tmp_path / 'lenet.onnx', external_data=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
