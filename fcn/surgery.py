@@ -26,7 +26,6 @@ work on BVLC pycaffe nets as on npcaffe ones.
 import argparse
 import logging
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 

@@ -5,7 +5,7 @@ import pytest
 
 from npcaffe.errors import NotSupportedError
 from npcaffe.onnx import build_model
-from tests.npcaffe.onnx.util import compare, net_from_text, require_runtime
+from tests.npcaffe.onnx.util import net_from_text, require_runtime
 
 NET = """
 layer { name: 'mem' type: 'MemoryData' top: 'data' top: 'label'
