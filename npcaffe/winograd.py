@@ -39,12 +39,15 @@ padded copy of the whole input is kept), gathers its tiles as d (a, a, C, nt, tw
 copy), transforms them by V = B^T d B (two products with B^T, over the tile's rows then its
 columns), multiplied (the a^2 GEMMs U (a^2, M, C) @ V (a^2, C, t)),
 transformed back by A^T . A and written into the output's m x m phases (with the bias). Bands
-are cache-sized and run one per worker.
+are cache-sized and run one per worker. Where Numba is installed, F(4x4)'s transforms run as
+two compiled kernels instead (:mod:`npcaffe.winograd_jit`: input to V in one pass, products to
+the output in another; the GEMMs stay BLAS); this NumPy path is their reference.
 """
 from collections import namedtuple
 
 import numpy as np
 
+from npcaffe import winograd_jit
 from npcaffe.arraymod import xp
 
 _as_strided = xp.lib.stride_tricks.as_strided
@@ -66,14 +69,29 @@ F4 = Variant(4, 6,
 VARIANTS = {2: F2, 4: F4}
 
 
-def transform_weights(w, variant):
+#: Kernels transformed per float64 product in :func:`transform_weights` (keeps its float64
+#: temporaries, 36 x this many, cache-sized: 512x512 kernels in 31 ms instead of 113 ms).
+TRANSFORM_CHUNK = 8192
+
+
+def transform_weights(w, variant, out=None, span=None):
     """U (a^2, M, C) = G g G^T for every (M, C, 3, 3) kernel g, index a*i + j; computed in
-    float64 (G's 1/6 and 1/24 are not exact in float32) and returned in ``w``'s dtype."""
+    float64 (G's 1/6 and 1/24 are not exact in float32) and stored in ``w``'s dtype.
+
+    ``span`` (p0, p1) limits the work to the kernels p0 <= m*C + c < p1 (written into ``out``,
+    which must then be given), so that workers can share a layer's kernels; returns ``out``.
+    """
     m, c = w.shape[:2]
+    if out is None:
+        out = xp.empty((variant.a ** 2, m, c), w.dtype)
     g = np.asarray(variant.g, dtype=np.float64)
     kron = xp.asarray(np.kron(g, g))                          # (a^2, 9): U = kron @ g.flat
-    u = xp.matmul(kron, w.reshape(m * c, 9).T.astype(np.float64))
-    return u.astype(w.dtype).reshape(variant.a ** 2, m, c)
+    flat_w, flat_u = w.reshape(m * c, 9), out.reshape(variant.a ** 2, m * c)
+    p0, p1 = span if span is not None else (0, m * c)
+    for q in range(p0, p1, TRANSFORM_CHUNK):
+        r = min(q + TRANSFORM_CHUNK, p1)
+        flat_u[:, q:r] = xp.matmul(kron, flat_w[q:r].T.astype(np.float64))
+    return out
 
 
 def tiles(out_hw, variant):
@@ -82,12 +100,24 @@ def tiles(out_hw, variant):
     return -(-out_hw[0] // m), -(-out_hw[1] // m)
 
 
+def compiled_kernels(variant):
+    """The compiled transforms (:mod:`npcaffe.winograd_jit`) :func:`conv_band` uses for
+    ``variant``, or None (the NumPy path: no Numba, turned off, F(2x2), or another array
+    module)."""
+    if variant.m != 4 or xp is not np:
+        return None
+    return winograd_jit.kernels()
+
+
 def band_scratch_sizes(channels, outputs, tile_rows, tile_cols, variant):
     """Elements of the four work arrays :func:`conv_band` needs: the band's padded input rows
     (C (m nt + 2) (m tw + 2)), two of the input side (a^2 C t each, t = tile_rows *
-    tile_cols) and one of the product (a^2 M t and the output transform's half)."""
+    tile_cols) and one of the product (a^2 M t and the output transform's half); with the
+    compiled transforms only the second and the product's a^2 M t (the others are 0)."""
     m, a = variant.m, variant.a
     t = tile_rows * tile_cols
+    if compiled_kernels(variant) is not None:
+        return 0, a * a * channels * t, 0, a * a * outputs * t
     return (channels * (m * tile_rows + 2) * (m * tile_cols + 2), a * a * channels * t,
             a * a * channels * t, a * a * outputs * t + m * a * outputs * t)
 
@@ -120,6 +150,16 @@ def conv_band(img, pad, u, out, t0, nt, work_pad, work_a, work_b, work_mid, vari
     c, mo = img.shape[0], u.shape[1]
     tw = tiles(out.shape[1:], variant)[1]
     t = nt * tw
+    jit = compiled_kernels(variant)
+    if jit is not None:                        # the same steps, fused (npcaffe.winograd_jit)
+        input_tiles, output_tiles = jit
+        v = work_a[:a * a * c * t].reshape(a * a, c, t)
+        input_tiles(img, pad[0], pad[1], t0, nt, tw, v)
+        prod = work_mid[:a * a * mo * t].reshape(a * a, mo, t)
+        xp.matmul(u, v, out=prod)
+        output_tiles(prod, out, t0, nt, tw, img[:0, 0, 0] if bias is None else bias,
+                     bias is not None)
+        return
     bt = xp.asarray(variant.bt, dtype=img.dtype)
     at = xp.asarray(variant.at, dtype=img.dtype)
     # the band's padded rows, then the tiles: d[i, j, c, y, x] = band[c, m y + i, m x + j]

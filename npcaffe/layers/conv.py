@@ -44,7 +44,8 @@ from npcaffe.filler import fill
 from npcaffe.im2col import (col2im_buffer_shape, col2im_rows_add, conv_out_size,
                             deconv_out_size, im2col_rows, padded_into)
 from npcaffe.layers import Layer, register
-from npcaffe.parallel import chunks, num_threads, one_blas_thread, parallel_map, scratch
+from npcaffe.layers.base import TEST
+from npcaffe.parallel import chunks, num_threads, parallel_map, scratch
 
 #: Target size (elements) of one band of the column buffer: 4M floats = 16 MB in float32.
 #: (FCN-8s's convolutions at 500x375 on 2 cores: 1.95 s with 2**20, 1.62 s with 2**22, 1.60 s
@@ -75,6 +76,10 @@ WINOGRAD_MIN_POSITIONS = 48 * 48
 #: (2 cores, F(4x4), ms with 2**19/2**20/2**21: conv1_2 299/286/268, conv3 136/135/135, conv4
 #: 305/230/245).
 WINOGRAD_BAND_ELEMENTS = 1 << 20
+#: ... but a band has at least this many tiles where the map has them: the a^2 GEMMs are (M x
+#: C) @ (C x tiles), and narrow ones run slowly (512 channels, one core: 42 GFLOP/s with 44
+#: tiles, 59 with 176, 63 with 396; SGEMM 66).
+WINOGRAD_BAND_MIN_TILES = 192
 #: Winograd's output tile m (2 or 4) by input channel count: (the least count, m), ascending.
 #: F(4x4) wherever Winograd runs (see above); F(2x2) is kept as the more exact variant.
 WINOGRAD_TILES = ((0, 4),)
@@ -150,6 +155,7 @@ class _BaseConvolution(Layer):
             if min(pair) <= 0:
                 raise NetError(f"layer {self.name!r}: {field} must be positive, got {pair}")
         self.is_1x1 = self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
+        self._winograd_u = {}                    # see _transformed
         self.channels = shape[1]
         self.num_output = cp.num_output
         self.group = cp.group
@@ -291,17 +297,16 @@ class _BaseConvolution(Layer):
         return self.blobs[1].data.reshape(g, -1, 1)
 
     # -- the engine ------------------------------------------------------------------------
-    def _im2col_gemm(self, img, out, wmat, geometry, bias=None):
+    def _im2col_gemm(self, img, out, wmat, geometry, bias=None, kind='forward'):
         """out (g*m, Ho*Wo) = wmat (g, m, K) @ im2col(img (C, H, W)) [+ bias (g, m, 1)], band
         by band on the workers, one GEMM per group per band (a batched matmul over the
         groups). Few bands (fc6's 7x7 on a small map): each band's GEMM is split by output
-        channel instead."""
+        channel instead. ``kind`` names ``wmat`` ('forward': blob 0 itself, 'flipped') for the
+        Winograd transforms' cache."""
         kernel, stride, pad, dilation, (rows, width) = geometry
         g, m, k_g = wmat.shape
-        if (kernel, stride, dilation, g) == ((3, 3), (1, 1), (1, 1), 1) and \
-                img.shape[0] >= WINOGRAD_MIN_CHANNELS and \
-                rows * width >= WINOGRAD_MIN_POSITIONS:
-            self._winograd(img, out, wmat, pad, (rows, width), bias)
+        if self._winograd_applies(img.shape[0], geometry, g):
+            self._winograd(img, out, self._transformed(kind, wmat), pad, (rows, width), bias)
             return
         k = g * k_g
         out_g = out.reshape(g, m, rows * width)
@@ -329,16 +334,55 @@ class _BaseConvolution(Layer):
                          chunks(m, 2 * num_threads(), multiple=8))
 
     @staticmethod
-    def _winograd(img, out, wmat, pad, out_hw, bias=None):
-        """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(m x m, 3x3) (see
-        :mod:`npcaffe.winograd`; m from :func:`winograd_tile`), bands of tile rows on the
-        workers."""
-        c, m = img.shape[0], wmat.shape[1]
+    def _winograd_applies(channels, geometry, groups):
+        """Whether an im2col + GEMM of this geometry runs as Winograd instead: 3x3, stride 1,
+        no dilation, one group, enough input channels and output positions (see
+        WINOGRAD_MIN_CHANNELS)."""
+        kernel, stride, _, dilation, (rows, width) = geometry
+        return (kernel, stride, dilation, groups) == ((3, 3), (1, 1), (1, 1), 1) and \
+            channels >= WINOGRAD_MIN_CHANNELS and rows * width >= WINOGRAD_MIN_POSITIONS
+
+    def _transformed(self, kind, wmat):
+        """Winograd's transformed weights U (a^2, M, C) of ``wmat`` (1, M, C*9), computed on
+        the workers.
+
+        Kept in ``self._winograd_u[kind]`` with a copy of blob 0's data they came from: a
+        TEST-phase layer reuses them while that data is unchanged (compared element by element
+        each call, so that weights written in place by a pycaffe script are seen), which saves
+        the transform on every forward (512x512 kernels: 16 ms on 2 cores); TRAIN-phase layers
+        forget them after each pass (:meth:`_forget_transforms`: the weights change every
+        step, and the copies would add to training's memory).
+        """
+        m, c = wmat.shape[1], wmat.shape[2] // 9
         variant = winograd.VARIANTS[winograd_tile(c)]
-        with one_blas_thread():
-            u = winograd.transform_weights(wmat.reshape(m, c, 3, 3), variant)
+        source = self.blobs[0].data
+        kept = self._winograd_u.get(kind)
+        if kept is not None and kept[0] is variant and kept[1].shape == source.shape and \
+                xp.array_equal(kept[1], source):
+            return kept[2]
+        w = wmat.reshape(m, c, 3, 3)
+        u = xp.empty((variant.a ** 2, m, c), wmat.dtype)
+        parallel_map(lambda span: winograd.transform_weights(w, variant, u, span),
+                     chunks(m * c, 2 * num_threads(), multiple=winograd.TRANSFORM_CHUNK))
+        self._winograd_u[kind] = (variant, source.copy(), u)
+        return u
+
+    def _forget_transforms(self):
+        """Drop the kept Winograd weights after a pass, unless this is a TEST-phase layer."""
+        if self.phase != TEST:
+            self._winograd_u.clear()
+
+    @staticmethod
+    def _winograd(img, out, u, pad, out_hw, bias=None):
+        """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(m x m, 3x3) (see
+        :mod:`npcaffe.winograd`) with transformed weights ``u`` (a^2, M, C): bands of tile rows
+        on the workers, each of about WINOGRAD_BAND_ELEMENTS elements of transformed input but
+        at least WINOGRAD_BAND_MIN_TILES tiles (the a^2 GEMMs' width) where the map has them."""
+        c, m = img.shape[0], u.shape[1]
+        variant = winograd.VARIANTS[int(round(u.shape[0] ** 0.5)) - 2]
         th, tw = winograd.tiles(out_hw, variant)
-        nt = max(1, min(th, WINOGRAD_BAND_ELEMENTS // (variant.a ** 2 * c * tw)))
+        by_size = WINOGRAD_BAND_ELEMENTS // (variant.a ** 2 * c * tw)
+        nt = max(1, min(th, max(by_size, -(-WINOGRAD_BAND_MIN_TILES // tw))))
         bands = -(-th // nt)
         bands = -(-bands // num_threads()) * num_threads()       # even rounds for the workers
         nt = -(-th // bands)
@@ -493,7 +537,7 @@ class _BaseConvolution(Layer):
             wmat = self._flipped_weights()
             out2 = img_out.reshape(img_out.shape[0], self.in_ch, -1)
             for i in range(src.shape[0]):
-                self._im2col_gemm(src[i], out2[i], wmat, flipped)
+                self._im2col_gemm(src[i], out2[i], wmat, flipped, kind='flipped')
             return
         src2 = src.reshape(src.shape[0], self.out_ch, -1)
         for i in range(src.shape[0]):
@@ -528,6 +572,7 @@ class ConvolutionLayer(_BaseConvolution):
         bias = self._bias_view(self.group)
         for b, t in zip(bottom, top):
             self._col_from_img(b.data, t.data, bias)        # bias added band by band
+        self._forget_transforms()
 
     def backward(self, top, propagate_down, bottom):
         for i, (b, t) in enumerate(zip(bottom, top)):
@@ -535,6 +580,7 @@ class ConvolutionLayer(_BaseConvolution):
             self._weight_grad(b.data, t.diff)
             if propagate_down[i]:
                 self._img_from_col(t.diff, b.diff)
+        self._forget_transforms()
 
 
 @register("Deconvolution")
@@ -556,6 +602,7 @@ class DeconvolutionLayer(_BaseConvolution):
         for b, t in zip(bottom, top):
             self._img_from_col(b.data, t.data)
             self._add_bias(t.data)
+        self._forget_transforms()
 
     def backward(self, top, propagate_down, bottom):
         for i, (b, t) in enumerate(zip(bottom, top)):
@@ -563,3 +610,4 @@ class DeconvolutionLayer(_BaseConvolution):
             self._weight_grad(t.diff, b.data)
             if propagate_down[i]:
                 self._col_from_img(t.diff, b.diff)
+        self._forget_transforms()

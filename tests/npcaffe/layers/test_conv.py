@@ -356,17 +356,33 @@ def threads(request):
     parallel.set_num_threads(before)
 
 
-@pytest.mark.parametrize('tile', [2, 4])
+def use_compiled(flag, monkeypatch):
+    """Winograd F(4x4)'s transforms by the compiled kernels (Numba is in the test extra) or,
+    with False, on the NumPy path, for one test."""
+    from npcaffe import winograd_jit
+    monkeypatch.setattr(winograd_jit, '_enabled', flag)
+    assert (winograd_jit.kernels() is not None) == flag
+
+
+#: (Winograd tile, compiled transforms): F(2x2) has only the NumPy path.
+TILE_PATHS = [(2, False), (4, False), (4, True)]
+TILE_PATH_IDS = ['F2', 'F4-numpy', 'F4-compiled']
+
+
+@pytest.mark.parametrize('tile, jit', TILE_PATHS, ids=TILE_PATH_IDS)
 @pytest.mark.parametrize('params', FAST_CASES)
 @pytest.mark.parametrize('shape', [(2, 4, 9, 8), (1, 3, 4, 7), (1, 2, 3, 3)])
-def test_winograd_and_threads_match_definition(params, shape, tile, threads, monkeypatch):
+def test_winograd_and_threads_match_definition(params, shape, tile, jit, threads,
+                                               monkeypatch):
     """Winograd F(tile x tile, 3x3) forced on (any channel count), one-row bands (many pieces
-    for the workers):
+    for the workers), F(4x4) with either transforms:
     forward against the definition, backward against finite differences."""
+    use_compiled(jit, monkeypatch)
     monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
     monkeypatch.setattr(conv, 'WINOGRAD_MIN_POSITIONS', 1)
     monkeypatch.setattr(conv, 'WINOGRAD_TILES', ((0, tile),))
     monkeypatch.setattr(conv, 'WINOGRAD_BAND_ELEMENTS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_BAND_MIN_TILES', 1)
     monkeypatch.setattr(conv, 'COL_BAND_ELEMENTS', 1)
     monkeypatch.setattr(conv, 'BAND_MIN_COLUMNS', 1)
     x = np.random.default_rng(7).standard_normal(shape)
@@ -398,14 +414,16 @@ def test_flipped_conv_transpose_only_where_it_saves_work():
     assert same._flipped_geometry() == ((3, 3), (1, 1), (1, 1), (1, 1), (9, 9))
 
 
-@pytest.mark.parametrize('tile, bound', [(2, 2e-6), (4, 1e-5)])
-def test_winograd_float32_close_to_direct(tile, bound):
+@pytest.mark.parametrize('tile, jit, bound', [(2, False, 2e-6), (4, False, 1e-5), (4, True, 1e-5)],
+                         ids=TILE_PATH_IDS)
+def test_winograd_float32_close_to_direct(tile, jit, bound, monkeypatch):
     """FCN-like magnitudes in float32 (inputs ~50, weights ~0.1, many channels): Winograd
     within ``bound`` of the largest output of the direct (im2col) result, far inside the
     golden tolerance (1e-4). Measured against the float64 product: F(2x2) 3.3e-7, F(4x4)
     4.4e-6 (float32 im2col + GEMM: 1.8e-7)."""
     from npcaffe import winograd
     from npcaffe.im2col import im2col
+    use_compiled(jit, monkeypatch)
     variant = winograd.VARIANTS[tile]
     rng = np.random.default_rng(9)
     c, m, hw = 512, 8, (13, 11)
@@ -438,13 +456,14 @@ def test_winograd_transforms_reproduce_a_kernel(tile):
 
 
 @pytest.mark.parametrize('case', ['fcn32s_tiny', 'fcn8s_tiny'])
-@pytest.mark.parametrize('tile', [2, 4])
-def test_winograd_on_every_3x3_layer_matches_caffe(case, tile, monkeypatch):
+@pytest.mark.parametrize('tile, jit', TILE_PATHS, ids=TILE_PATH_IDS)
+def test_winograd_on_every_3x3_layer_matches_caffe(case, tile, jit, monkeypatch):
     """The tiny FCNs with Winograd forced onto every 3x3 stride-1 convolution (forward, and the
     flipped conv^T of backward) against BVLC Caffe's recording, within FORMAT.md's
     tolerances. Measured worst relative errors, forward / backward: F(2x2) 8e-7 / 2.3e-6,
     F(4x4) 3.0e-6 / 1.9e-5 (tolerances 1e-4 / 1e-3)."""
     from tests.golden import run_golden_case
+    use_compiled(jit, monkeypatch)
     monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
     monkeypatch.setattr(conv, 'WINOGRAD_MIN_POSITIONS', 1)
     monkeypatch.setattr(conv, 'WINOGRAD_TILES', ((0, tile),))
@@ -455,3 +474,38 @@ def test_winograd_on_every_3x3_layer_matches_caffe(case, tile, monkeypatch):
     worst = run_golden_case(case, replay_max_pool_routing=True)
     assert calls, "Winograd never ran"
     assert worst['backward'] < 1e-4
+
+
+def test_test_phase_keeps_winograd_weights_until_they_change(monkeypatch):
+    """A TEST-phase layer transforms its weights once and reuses them; weights written in
+    place (as a pycaffe script does) are seen at the next forward; a TRAIN-phase layer keeps
+    nothing between passes."""
+    from npcaffe import winograd
+    from npcaffe.layers.base import TEST
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_CHANNELS', 1)
+    monkeypatch.setattr(conv, 'WINOGRAD_MIN_POSITIONS', 1)
+    transforms = []
+    original = winograd.transform_weights
+    monkeypatch.setattr(winograd, 'transform_weights',
+                        lambda *args, **kw: transforms.append(1) or original(*args, **kw))
+    x = np.random.default_rng(3).standard_normal((1, 2, 7, 6))
+    layer = conv_layer('Convolution', 'num_output: 3 kernel_size: 3 pad: 1', phase=TEST)
+    bottom, top = run(layer, [x])                       # transforms the weights
+
+    def forward_matches_definition():
+        layer.forward(bottom, top)
+        expected = reference_conv(x, layer.blobs[0].data, layer.blobs[1].data, 1,
+                                  *geometry(layer))
+        np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+
+    first = len(transforms)
+    assert first > 0
+    forward_matches_definition()
+    forward_matches_definition()
+    assert len(transforms) == first                     # reused
+    layer.blobs[0].data[0, 1, 2, 0] += 1.0              # in place
+    forward_matches_definition()
+    assert len(transforms) > first                      # transformed again
+    trained = conv_layer('Convolution', 'num_output: 3 kernel_size: 3 pad: 1', phase=TRAIN)
+    run(trained, [x])
+    assert trained._winograd_u == {}
