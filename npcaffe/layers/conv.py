@@ -65,13 +65,13 @@ WEIGHT_TMP_ELEMENTS = 1 << 22
 #: column side's positions (the flipped convolution's extra work).
 FLIPPED_MAX_GROWTH = 1.1
 #: 3x3 stride-1 convolutions (forward, and conv^T as the flipped convolution) of at least this
-#: many input channels and output positions run as Winograd F(4x4, 3x3). On 2 cores (under
-#: another job's load), FCN's layers at 500x375, im2col + GEMM vs F(2x2) vs F(4x4), ms: conv1_2
-#: (64 ch, 573x698) 328/358/258, conv2_2 (128, 287x349) 278/259/186, conv3 (256, 144x175)
-#: 271/188/135, conv4 (512, 72x88) 227/258/154, conv5 (512, 36x44) 59/64/77: the narrow
-#: band GEMMs of a small map lose what the transforms save. conv1_1 (3 channels) stays im2col.
-WINOGRAD_MIN_CHANNELS = 64
-WINOGRAD_MIN_POSITIONS = 48 * 48
+#: many input channels and output positions run as Winograd F(4x4, 3x3). On 2 cores (another
+#: job's load on them), one layer's forward, im2col + GEMM vs F(4x4) with its compiled
+#: transforms and kept weights, ms: 512 ch at 36x44 (FCN's conv5 at 500x375) 119/60, at 18x22
+#: 33/32; 64 ch at 573x698 (conv1_2) 661/308; 256 -> 512 at 72x88 212/86; 32 ch at 100x100
+#: 5/4; but 3 ch at 573x698 (conv1_1) 67/100: the transforms cost more than the GEMM saves.
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_POSITIONS = 24 * 24
 #: A Winograd band's transformed input (a^2 x channels x tiles) has at most this many elements
 #: (2 cores, F(4x4), ms with 2**19/2**20/2**21: conv1_2 299/286/268, conv3 136/135/135, conv4
 #: 305/230/245).
