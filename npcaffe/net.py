@@ -22,7 +22,9 @@ a pycaffe script that reads ``net.blobs[name].data`` of an inner blob after ``fo
 leaves ``reuse_memory`` off (the default, Caffe's behaviour: every blob keeps its data) or
 names the blob in ``blobs=``. Passes with ``start`` or ``end`` release nothing (what a later
 ``forward(start=...)`` reads must be there); TRAIN-phase nets refuse the flag (backward needs
-every blob).
+every blob). The layers of such a net keep nothing derived from their weights between
+forwards either (``Layer.keep_derived``: Convolution's Winograd weights, 4 times the 3x3
+weights, are transformed again at each forward instead).
 """
 import logging
 import os
@@ -97,6 +99,8 @@ class Net:
         if value and self.phase != TEST:
             raise ValueError("reuse_memory is for TEST-phase nets: backward needs every blob")
         self._reuse_memory = bool(value)
+        for layer in self.layers:          # nor do the layers keep what they can recompute
+            layer.keep_derived = not self._reuse_memory
 
     # -- construction -------------------------------------------------------------------------
     def _init(self, in_param, state):

@@ -37,6 +37,10 @@ class Layer:
     is_loss = False
     #: indices of bottoms that never take a gradient (e.g. labels); force_backward skips them
     no_force_backward = ()
+    #: TEST-phase layers may keep arrays derived from their parameters between forwards
+    #: (Convolution: Winograd's transformed weights) while this is true; a Net with
+    #: ``reuse_memory`` sets it false on its layers, trading that time for memory.
+    keep_derived = True
 
     def __init__(self, layer_param=None, phase=TEST):
         if layer_param is None:

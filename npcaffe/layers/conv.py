@@ -349,9 +349,10 @@ class _BaseConvolution(Layer):
         Kept in ``self._winograd_u[kind]`` with a copy of blob 0's data they came from: a
         TEST-phase layer reuses them while that data is unchanged (compared element by element
         each call, so that weights written in place by a pycaffe script are seen), which saves
-        the transform on every forward (512x512 kernels: 16 ms on 2 cores); TRAIN-phase layers
-        forget them after each pass (:meth:`_forget_transforms`: the weights change every
-        step, and the copies would add to training's memory).
+        the transform on every forward (512x512 kernels: 16 ms on 2 cores); TRAIN-phase layers,
+        and those of a net that reuses memory (``keep_derived`` false), forget them after each
+        pass (:meth:`_forget_transforms`: the weights change every step, and U with the copy
+        takes 5 times the weights' memory).
         """
         m, c = wmat.shape[1], wmat.shape[2] // 9
         variant = winograd.VARIANTS[winograd_tile(c)]
@@ -368,8 +369,9 @@ class _BaseConvolution(Layer):
         return u
 
     def _forget_transforms(self):
-        """Drop the kept Winograd weights after a pass, unless this is a TEST-phase layer."""
-        if self.phase != TEST:
+        """Drop the kept Winograd weights after a pass, unless this TEST-phase layer keeps
+        them (see :meth:`_transformed`)."""
+        if self.phase != TEST or not self.keep_derived:
             self._winograd_u.clear()
 
     @staticmethod

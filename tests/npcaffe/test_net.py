@@ -371,3 +371,13 @@ def test_reuse_memory_is_off_by_default_and_refused_for_training(tmp_path):
     train = npcaffe.Net(path, npcaffe.TRAIN)
     with pytest.raises(ValueError, match='TEST'):
         train.reuse_memory = True
+
+
+def test_reuse_memory_tells_the_layers_to_keep_nothing_derived(tmp_path):
+    """With reuse_memory the layers keep no arrays derived from their weights (Convolution's
+    Winograd weights); turned off again, they may."""
+    plain, net = reuse_pair(tmp_path)
+    assert all(layer.keep_derived for layer in plain.layers)
+    assert not any(layer.keep_derived for layer in net.layers)
+    net.reuse_memory = False
+    assert all(layer.keep_derived for layer in net.layers)

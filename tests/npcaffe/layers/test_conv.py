@@ -509,3 +509,6 @@ def test_test_phase_keeps_winograd_weights_until_they_change(monkeypatch):
     trained = conv_layer('Convolution', 'num_output: 3 kernel_size: 3 pad: 1', phase=TRAIN)
     run(trained, [x])
     assert trained._winograd_u == {}
+    layer.keep_derived = False                          # as in a net with reuse_memory
+    forward_matches_definition()
+    assert layer._winograd_u == {}
