@@ -554,6 +554,15 @@ def summary(ctx):
         print(f"  {what:<58} {value:<24} {target:<9} {verdict}")
 
 
+def _winograd_path():
+    """Which Winograd transforms this run uses (npcaffe.winograd_jit)."""
+    from npcaffe import winograd_jit
+    if winograd_jit.kernels() is None:
+        return "Winograd transforms on NumPy (Numba not installed, or NPCAFFE_JIT=0)"
+    import numba
+    return f"Winograd transforms compiled by Numba {numba.__version__}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -585,8 +594,8 @@ def main(argv=None):
                    sizes=tuple(args.size or FORWARD_SIZES), tiles=args.tiles,
                    load_start=_loadavg(), start=time.perf_counter())
         print(f"npcaffe {npcaffe.__version__}, NumPy {np.__version__}, Python "
-              f"{sys.version.split()[0]}; {parallel.num_threads()} worker threads; load "
-              f"average {ctx['load_start']}")
+              f"{sys.version.split()[0]}; {parallel.num_threads()} worker threads; "
+              f"{_winograd_path()}; load average {ctx['load_start']}")
         for name in SECTIONS:
             if name in sections:
                 globals()[f'section_{name}'](ctx)

@@ -306,7 +306,7 @@ class _BaseConvolution(Layer):
         kernel, stride, pad, dilation, (rows, width) = geometry
         g, m, k_g = wmat.shape
         if self._winograd_applies(img.shape[0], geometry, g):
-            self._winograd(img, out, self._transformed(kind, wmat), pad, (rows, width), bias)
+            self._winograd(img, out, *self._transformed(kind, wmat), pad, (rows, width), bias)
             return
         k = g * k_g
         out_g = out.reshape(g, m, rows * width)
@@ -343,8 +343,8 @@ class _BaseConvolution(Layer):
             channels >= WINOGRAD_MIN_CHANNELS and rows * width >= WINOGRAD_MIN_POSITIONS
 
     def _transformed(self, kind, wmat):
-        """Winograd's transformed weights U (a^2, M, C) of ``wmat`` (1, M, C*9), computed on
-        the workers.
+        """(variant, U): Winograd's variant for ``wmat`` (1, M, C*9) and its transformed weights
+        U (a^2, M, C), computed on the workers.
 
         Kept in ``self._winograd_u[kind]`` with a copy of blob 0's data they came from: a
         TEST-phase layer reuses them while that data is unchanged (compared element by element
@@ -360,13 +360,13 @@ class _BaseConvolution(Layer):
         kept = self._winograd_u.get(kind)
         if kept is not None and kept[0] is variant and kept[1].shape == source.shape and \
                 xp.array_equal(kept[1], source):
-            return kept[2]
+            return variant, kept[2]
         w = wmat.reshape(m, c, 3, 3)
         u = xp.empty((variant.a ** 2, m, c), wmat.dtype)
         parallel_map(lambda span: winograd.transform_weights(w, variant, u, span),
                      chunks(m * c, 2 * num_threads(), multiple=winograd.TRANSFORM_CHUNK))
         self._winograd_u[kind] = (variant, source.copy(), u)
-        return u
+        return variant, u
 
     def _forget_transforms(self):
         """Drop the kept Winograd weights after a pass, unless this TEST-phase layer keeps
@@ -375,13 +375,12 @@ class _BaseConvolution(Layer):
             self._winograd_u.clear()
 
     @staticmethod
-    def _winograd(img, out, u, pad, out_hw, bias=None):
+    def _winograd(img, out, variant, u, pad, out_hw, bias=None):
         """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(m x m, 3x3) (see
-        :mod:`npcaffe.winograd`) with transformed weights ``u`` (a^2, M, C): bands of tile rows
+        :mod:`npcaffe.winograd`) with its transformed weights ``u`` (a^2, M, C): bands of tile rows
         on the workers, each of about WINOGRAD_BAND_ELEMENTS elements of transformed input but
         at least WINOGRAD_BAND_MIN_TILES tiles (the a^2 GEMMs' width) where the map has them."""
         c, m = img.shape[0], u.shape[1]
-        variant = winograd.VARIANTS[int(round(u.shape[0] ** 0.5)) - 2]
         th, tw = winograd.tiles(out_hw, variant)
         by_size = WINOGRAD_BAND_ELEMENTS // (variant.a ** 2 * c * tw)
         nt = max(1, min(th, max(by_size, -(-WINOGRAD_BAND_MIN_TILES // tw))))
