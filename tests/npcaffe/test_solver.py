@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -410,6 +411,41 @@ def test_apply_update_and_callbacks_follow_caffes_order(tmp_path):
         manual.apply_update()
     assert manual.iter == 0
     assert w_of(manual) == pytest.approx(w_of(s))
+
+
+@pytest.mark.parametrize('solver_type', SOLVER_TYPES)
+def test_update_keeps_and_allocates_no_parameter_sized_scratch(solver_type, tmp_path):
+    # Caffe keeps update_/temp_ blobs of every parameter's size; the update goes piece by
+    # piece instead (the same float32 operations), so a solver holds its net and its history
+    # only, and an update allocates nothing of a parameter's size (FCN's fc6 is 411 MB)
+    n = 1 << 20                                               # a 4 MB parameter
+    momentum = 0.0 if solver_type in ('AdaGrad', 'RMSProp') else 0.9
+    param = solver_param(tmp_path, n=n, type=solver_type, momentum=momentum, weight_decay=0.1,
+                         iter_size=2, delta=1e-8)
+    size = 4 * n
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        net = npcaffe.Net(param.net_param, npcaffe.TRAIN)
+        net_bytes = tracemalloc.get_traced_memory()[0] - before
+        del net
+        before = tracemalloc.get_traced_memory()[0]
+        s = get_solver(param)
+        held = tracemalloc.get_traced_memory()[0] - before
+        s.net.params['w'][0].data[...] = 1
+        for _ in range(2):
+            s.net.forward()
+            s.net.backward()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        s.apply_update()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    history = sum(h.nbytes for h in s.history)
+    assert history == size * s.history_per_param
+    assert held - net_bytes - history < size / 4
+    assert peak < size / 4
 
 
 # ------------------------------------------------------------------------------------------
