@@ -45,6 +45,10 @@ class Solver:
     iteration), ``max_iter``. npcaffe also keeps ``history`` (the solver state arrays),
     ``smoothed_loss``, ``test_scores`` (per test net, the mean outputs of its last run as
     ``{name: value}``) and ``requested_early_exit``.
+
+    ``share_diffs`` (npcaffe only, True by default): the steps' backward passes keep the inner
+    blobs' diffs in shared buffers, and drop them after the passes (the rule is "Training
+    memory" in :mod:`npcaffe.net`); False keeps every diff as Caffe does.
     """
 
     type = None
@@ -85,6 +89,7 @@ class Solver:
         self._guarding = False
         self._last_snapshot = None
         self.progress = None            # None: a bar when stderr is a terminal; False: never
+        self.share_diffs = True
         self._check_param()
         if param.snapshot:
             self._check_snapshot_writable()
@@ -338,9 +343,14 @@ class Solver:
                     on_start()
                 display = p.display and self.iter % p.display == 0 and root
                 loss = 0.0
-                for _ in range(p.iter_size):
-                    loss += self.net.forward_prefilled()
-                    self.net.backward()
+                try:
+                    for _ in range(p.iter_size):
+                        loss += self.net.forward_prefilled()
+                        if self.share_diffs:
+                            self.net._share_diffs()
+                        self.net.backward()
+                finally:
+                    self.net._unshare_diffs(free=not self.share_diffs)
                 loss /= p.iter_size
                 if not math.isfinite(loss):
                     if bar:

@@ -449,6 +449,82 @@ def test_update_keeps_and_allocates_no_parameter_sized_scratch(solver_type, tmp_
 
 
 # ------------------------------------------------------------------------------------------
+# the steps' shared backward diffs (npcaffe.net, Training memory)
+FCN_VARIANTS = ['fcn32s', 'fcn16s', 'fcn8s', 'fcn8s-atonce', 'fcn-alexnet']
+FCN_SHAPE = (1, 3, 64, 80)
+
+
+def fcn_solver(variant, share):
+    """SGD on the variant's train net at width 1/16 (an Input for its data layer), seeded
+    weights and dropout, the bench's image and label."""
+    from bench import models
+    param = models.sgd_solver_param(variant, models.train_net_param(variant, FCN_SHAPE,
+                                                                    width=1 / 16))
+    param.base_lr, param.random_seed = 1e-7, 1
+    solver = get_solver(param)
+    solver.share_diffs = share
+    rng = np.random.default_rng(0)
+    for blobs in solver.net.params.values():
+        for blob in blobs:
+            blob.data[...] = rng.standard_normal(blob.shape, dtype=np.float32) * np.float32(
+                np.sqrt(2.0 / max(blob.count // blob.shape[0], 1)))
+    solver.net.blobs['data'].data[...] = models.test_image(FCN_SHAPE)
+    solver.net.blobs['label'].data[...] = models.test_label(FCN_SHAPE)
+    return solver
+
+
+def poison_shared_diffs(net):
+    """Fill the step's shared diff buffers with NaN (made now if need be): a layer that read
+    a shared diff before writing it would spread them."""
+    net._share_diffs()
+    for buf in net._diff_buffers:
+        buf[...] = np.nan
+    net._unshare_diffs()
+
+
+@pytest.mark.parametrize('variant', FCN_VARIANTS)
+def test_shared_backward_diffs_give_the_very_same_weights(variant):
+    runs = []
+    for share in (False, True):
+        s = fcn_solver(variant, share)
+        for _ in range(2):
+            if share:
+                poison_shared_diffs(s.net)
+            s.step(1)
+        runs.append((params_of(s.net), [h.copy() for h in s.history],
+                     float(s.net.blobs['loss'].data)))
+    (w0, h0, loss0), (w1, h1, loss1) = runs
+    assert loss1 == loss0 and np.isfinite(loss0)
+    assert w0.keys() == w1.keys()
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0)
+    assert all(np.array_equal(a, b) for a, b in zip(h0, h1))
+
+
+def test_a_step_holds_the_shared_diffs_only_and_backward_keeps_every_diff():
+    held = {}
+    for share in (False, True):
+        tracemalloc.start()
+        try:
+            s = fcn_solver('fcn8s', share)
+            s.step(2)
+            held[share] = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        if not share:
+            inner = sum(b.diff.nbytes for name, b in s.net.blobs.items()
+                        if b.has_diff and name not in ('loss', 'data', 'label'))
+    # FCN-8s: the inner diffs take less than half their own size when they share
+    assert held[False] - held[True] > inner / 2
+    # after the step the shared diffs are dropped (zeros when read); the loss weight stays
+    assert not s.net.blobs['conv1_1'].has_diff and not s.net.blobs['score'].has_diff
+    assert s.net.blobs['loss'].diff == 1
+    # a direct backward keeps every diff, as Caffe
+    s.net.forward()
+    s.net.backward()
+    assert s.net.blobs['conv1_1'].has_diff and np.abs(s.net.blobs['conv1_1'].diff).max() > 0
+
+
+# ------------------------------------------------------------------------------------------
 # solver files, nets and logging
 def write_solver(tmp_path, text, name='solver.prototxt'):
     path = tmp_path / name
