@@ -132,6 +132,21 @@ class Blob:
         self._diff = other.diff.reshape(self._shape)
         self._diff_buf = self._diff.reshape(-1)
 
+    def use_diff_buffer(self, flat):
+        """Make the diff a view of the first ``count`` elements of ``flat`` (a 1-d array of the
+        blob's dtype, at least that long; npcaffe: the Solver's shared backward buffers). Its
+        content is whatever ``flat`` holds."""
+        if flat.ndim != 1 or flat.size < self.count or flat.dtype != self.dtype:
+            raise ValueError(f"a diff buffer for {self!r} must be 1-d {self.dtype.name} of at "
+                             f"least {self.count} elements, got {flat.dtype.name} "
+                             f"{flat.shape}")
+        self._diff_buf = flat[:self.count]
+        self._diff = self._diff_buf.reshape(self._shape)
+
+    def drop_diff(self):
+        """Forget the diff (the next read of ``diff`` allocates a zero one)."""
+        self._diff_buf = self._diff = None
+
     def _check_same_count(self, other):
         if other.count != self.count:
             raise ValueError(f"cannot share a blob of shape {other.shape} "

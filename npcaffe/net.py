@@ -25,7 +25,21 @@ names the blob in ``blobs=``. Passes with ``start`` or ``end`` release nothing (
 every blob). The layers of such a net keep nothing derived from their weights between
 forwards either (``Layer.keep_derived``: Convolution's Winograd weights, 4 times the 3x3
 weights, are transformed again at each forward instead).
+
+Training memory (npcaffe only, the Solver's steps): in ``Solver.step``/``solve`` the diffs of
+the inner blobs share a few buffers: two blobs share one when no layer's backward needs both
+(FCN-8s at 500x375: the diffs take 522 MiB apart, 227 MiB shared). A blob takes part when a
+layer with bottoms makes it and the last layer to read it (not in place) is of a type known to
+write that bottom's whole diff in backward (``_WRITES_BOTTOM_DIFFS``, FCN's layer types). Left
+out are the net's outputs (the loss weights live in their diffs), the tops of layers without
+bottoms (inputs), the tops and bottoms of Python layers, and blobs whose data is a view of
+another's (Reshape, Flatten, ...; a Split's tops and bottom aside) or of a parameter.
+Parameter diffs are never shared. The step drops the shared diffs after its backward passes:
+after ``solver.step()`` an inner blob's diff reads as zeros, not as Caffe's last gradient.
+``net.forward()``/``net.backward()`` called directly keep every diff, as Caffe (what a pycaffe
+script reading inner diffs needs); so does a solver with ``share_diffs = False``.
 """
+import itertools
 import logging
 import os
 import sys
@@ -44,6 +58,13 @@ from npcaffe.proto import caffe_pb2
 log = logging.getLogger(__name__)
 #: What a released blob's data and diff become (see reuse_memory in the module docstring).
 _EMPTY = Blob((0,))
+#: Layer types whose backward writes the whole diff of every bottom it propagates to (those
+#: ``allow_force_backward`` allows), whatever it held: the writers of shared diffs (see
+#: Training memory in the module docstring). Crop leaves its reference's diff unwritten, as
+#: Caffe's, which only works as long as that diff is zero: hence the allow_force_backward rule.
+_WRITES_BOTTOM_DIFFS = frozenset((
+    'Convolution', 'Deconvolution', 'InnerProduct', 'ReLU', 'Dropout', 'Pooling', 'Eltwise',
+    'Split', 'Crop', 'Scale', 'SoftmaxWithLoss'))
 _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 
 
@@ -86,6 +107,9 @@ class Net:
         self.phase = phase
         self._init(param, state)
         self.reuse_memory = reuse_memory
+        self._diff_plan_key = self._diff_plan = None
+        self._diff_buffers = []            # the shared diff buffers (see Training memory)
+        self._shared_diffs = []
         if weights is not None:
             self.copy_from(weights)
 
@@ -345,6 +369,89 @@ class Net:
             if self._layer_need_backward[li]:
                 bottom, top = self._vecs(li)
                 self.layers[li].backward(top, self._bottom_need_backward[li], bottom)
+
+    # -- training memory (the module docstring's rule) ---------------------------------------
+    def _share_diffs(self):
+        """Point the diffs of the inner blobs into the shared buffers (grown to the blobs'
+        current shapes, never shrunk), before a backward pass of a Solver step. The diffs'
+        content is undefined until the backward writes them."""
+        plan = self._plan_diffs()
+        buffers = self._diff_buffers
+        del buffers[len(plan):]
+        for k, group in enumerate(plan):
+            need = max(self._blobs[bid].count for bid, _, _ in group)
+            if k == len(buffers):
+                buffers.append(None)
+            if buffers[k] is None or buffers[k].size < need:
+                buffers[k] = None                        # free the old one first
+                buffers[k] = xp.empty(need, self.dtype)
+            for bid, _, _ in group:
+                self._blobs[bid].use_diff_buffer(buffers[k])
+        self._shared_diffs = [bid for group in plan for bid, _, _ in group]
+
+    def _unshare_diffs(self, free=False):
+        """Drop the shared diffs of :meth:`_share_diffs` (they read as zeros afterwards); the
+        buffers stay for the next step unless ``free``."""
+        for bid in self._shared_diffs:
+            self._blobs[bid].drop_diff()
+        self._shared_diffs = []
+        if free:
+            self._diff_buffers = []
+
+    def _plan_diffs(self):
+        """[[(blob id, first layer, last layer)]]: the blobs whose diffs share each buffer, no
+        two of a buffer live in the backward of one layer (cached for the blobs' shapes)."""
+        key = tuple(b.shape for b in self._blobs)
+        if key == self._diff_plan_key:
+            return self._diff_plan
+        producer, last = {}, {}
+        for li in range(len(self.layers)):
+            for bid in self._top_ids[li]:
+                producer.setdefault(bid, li)
+            for bid in self._bottom_ids[li]:
+                last[bid] = li
+        excluded = self._aliased_blobs()
+        for li, layer in enumerate(self.layers):
+            if layer.type == 'Python':
+                excluded.update(self._bottom_ids[li] + self._top_ids[li])
+        spans = []
+        for bid, li in last.items():
+            first = producer.get(bid)
+            layer = self.layers[li]
+            writes = layer.type in _WRITES_BOTTOM_DIFFS and all(
+                self._bottom_need_backward[li][bi] and layer.allow_force_backward(bi)
+                for bi, b in enumerate(self._bottom_ids[li]) if b == bid)
+            if (first is None or not self._bottom_ids[first] or bid in excluded
+                    or bid in self._top_ids[li] or not self._layer_need_backward[li]
+                    or not writes or not self._blobs[bid].count):
+                continue
+            spans.append((bid, first, li))
+        groups = []
+        for span in sorted(spans, key=lambda s: (-self._blobs[s[0]].count, s[0])):
+            _, first, li = span
+            for group in groups:                 # the first buffer free over [first, li]
+                if all(li < f or l < first for _, f, l in group):
+                    group.append(span)
+                    break
+            else:
+                groups.append([span])
+        self._diff_plan_key, self._diff_plan = key, groups
+        return groups
+
+    def _aliased_blobs(self):
+        """Ids of the blobs whose data shares memory with another blob's or a parameter's
+        (views), the tops and bottom of one Split aside."""
+        splits = [set(self._bottom_ids[li] + self._top_ids[li])
+                  for li, layer in enumerate(self.layers) if layer.type == 'Split']
+        arrays = [(bid, b.data) for bid, b in enumerate(self._blobs) if b.count]
+        arrays += [(None, p.data) for p in self._params_flat if p.count]
+        aliased = set()
+        for (a, x), (b, y) in itertools.combinations(arrays, 2):
+            if a is not None and b is not None and any(a in s and b in s for s in splits):
+                continue
+            if xp.may_share_memory(x, y):
+                aliased.update(k for k in (a, b) if k is not None)
+        return aliased
 
     def forward_prefilled(self):
         """Forward the whole net; return the loss (Caffe's Net::Forward)."""

@@ -278,13 +278,13 @@ class PoolingLayer(Layer):
         """The FIRST kernel offset (row-major) whose entry equals the window max: Caffe's arg
         max, which updates only on a strict ``>``. As the smallest matching offset id:
         arg = min over offsets of (ij where x == max, else a sentinel), all in SIMD-friendly
-        arithmetic (masked writes with random masks are slow)."""
+        arithmetic (masked writes with random masks are slow). The arg max stays (backward
+        reads it); the work arrays (one byte and one ``dtype`` per output) go with the call."""
         big = self.cur_kernel[0] * self.cur_kernel[1]
         dtype = xp.uint8 if big < 255 else xp.int32
         if self._arg is None or self._arg.shape != y.shape or self._arg.dtype != dtype:
             self._arg = xp.empty(y.shape, dtype)
-            self._eq = xp.empty(y.shape, bool)
-            self._key = xp.empty(y.shape, dtype)
+        eq, key = xp.empty(y.shape, bool), xp.empty(y.shape, dtype)
         sentinel = dtype(big)
 
         def track(x, y, arg, eq, key):
@@ -295,7 +295,7 @@ class PoolingLayer(Layer):
                 xp.multiply(e, dtype(big - ij), out=k)          # big - ij where equal, else 0
                 xp.subtract(sentinel, k, out=k)                 # ij where equal, else big
                 xp.minimum(a, k, out=a)
-        _by_channels(track, [x, y, self._arg, self._eq, self._key])
+        _by_channels(track, [x, y, self._arg, eq, key])
         self._arg_valid = True
 
     def _mask_indices(self, width):

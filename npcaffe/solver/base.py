@@ -45,6 +45,10 @@ class Solver:
     iteration), ``max_iter``. npcaffe also keeps ``history`` (the solver state arrays),
     ``smoothed_loss``, ``test_scores`` (per test net, the mean outputs of its last run as
     ``{name: value}``) and ``requested_early_exit``.
+
+    ``share_diffs`` (npcaffe only, True by default): the steps' backward passes keep the inner
+    blobs' diffs in shared buffers, and drop them after the passes (the rule is "Training
+    memory" in :mod:`npcaffe.net`); False keeps every diff as Caffe does.
     """
 
     type = None
@@ -52,6 +56,10 @@ class Solver:
     history_per_param = 1
     #: scratch arrays the update needs (Caffe's update_ and temp_ blobs), shared by all params
     scratch_arrays = 1
+    #: elements of a parameter updated at a time. Every step of the update is elementwise, so
+    #: the pieces give the very float32 results of whole-array operations (Caffe's), with
+    #: scratch arrays of this size instead of the largest parameter's (FCN's fc6: 411 MB)
+    update_piece = 1 << 16
 
     def __init__(self, solver_file):
         if self.type is None:
@@ -81,6 +89,7 @@ class Solver:
         self._guarding = False
         self._last_snapshot = None
         self.progress = None            # None: a bar when stderr is a terminal; False: never
+        self.share_diffs = True
         self._check_param()
         if param.snapshot:
             self._check_snapshot_writable()
@@ -227,12 +236,9 @@ class Solver:
         for _ in range(self.history_per_param):
             self.history += [xp.zeros(b.shape, b.dtype) for b in self._params]
         dtypes = {b.dtype for b in self._params} or {xp.dtype(xp.float32)}
-        biggest = max((b.count for b in self._params), default=0)
-        self._scratch = {dt: [xp.empty(biggest, dt) for _ in range(self.scratch_arrays)]
+        size = min(max((b.count for b in self._params), default=0), self.update_piece)
+        self._scratch = {dt: [xp.empty(size, dt) for _ in range(self.scratch_arrays)]
                          for dt in dtypes}
-
-    def _temp(self, blob, k=0):
-        return self._scratch[blob.dtype][k][:blob.count].reshape(blob.shape)
 
     # -- the loop ----------------------------------------------------------------------------
     def add_callback(self, on_start, on_gradients=None):
@@ -337,9 +343,14 @@ class Solver:
                     on_start()
                 display = p.display and self.iter % p.display == 0 and root
                 loss = 0.0
-                for _ in range(p.iter_size):
-                    loss += self.net.forward_prefilled()
-                    self.net.backward()
+                try:
+                    for _ in range(p.iter_size):
+                        loss += self.net.forward_prefilled()
+                        if self.share_diffs:
+                            self.net._share_diffs()
+                        self.net.backward()
+                finally:
+                    self.net._unshare_diffs(free=not self.share_diffs)
                 loss /= p.iter_size
                 if not math.isfinite(loss):
                     if bar:
@@ -477,12 +488,18 @@ class Solver:
         if p.display and self.iter % p.display == 0 and distributed.root_solver():
             display_log.info("Iteration %d, lr = %s", self.iter, _g(rate))
         self._clip_gradients()
-        for i in range(len(self._params)):
-            self._normalize(i)
-            self._regularize(i)
-            self._compute_update_value(i, rate)
-        for blob in self._params:                  # Net::Update: data -= diff
-            blob.data[...] -= blob.diff
+        n = len(self._params)
+        for i, blob in enumerate(self._params):    # piece by piece (see update_piece)
+            data, diff = blob.data.reshape(-1), blob.diff.reshape(-1)
+            history = [h.reshape(-1) for h in self.history[i::n]]
+            for start in range(0, blob.count, self.update_piece):
+                part = slice(start, start + self.update_piece)
+                d = diff[part]
+                tmp = [t[:d.size] for t in self._scratch[blob.dtype]]
+                self._normalize(d)
+                self._regularize(i, data[part], d, tmp[0])
+                self._compute_update_value(i, rate, d, [h[part] for h in history], tmp)
+                data[part] -= d                    # Net::Update: data -= diff
 
     def _clip_gradients(self):
         clip = xp.float32(self._param.clip_gradients)
@@ -500,43 +517,45 @@ class Solver:
             for blob in self._params:
                 blob.diff[...] *= scale.astype(blob.dtype)
 
-    def _normalize(self, i):
+    def _normalize(self, d):
+        """diff /= iter_size on ``d``, a piece of a parameter's diff (Caffe's Normalize)."""
         n = self._param.iter_size
         if n != 1:
-            blob = self._params[i]
-            blob.diff[...] *= blob.dtype.type(1) / blob.dtype.type(n)
+            d *= d.dtype.type(1) / d.dtype.type(n)
 
-    def _regularize(self, i):
-        blob = self._params[i]
-        f = blob.dtype.type
+    def _regularize(self, i, w, d, tmp):
+        """diff += local decay * (w, or sign(w) for L1) on pieces ``w`` and ``d`` of parameter
+        ``i``'s data and diff, ``tmp`` scratch of their size (Caffe's Regularize)."""
+        f = d.dtype.type
         decay = f(self._param.weight_decay) * f(self._multipliers[i][1])
         if not decay:
             return
-        tmp = self._temp(blob)
         if self._param.regularization_type == 'L2':
-            xp.multiply(blob.data, decay, out=tmp)
+            xp.multiply(w, decay, out=tmp)
         elif self._param.regularization_type == 'L1':
-            xp.sign(blob.data, out=tmp)
+            xp.sign(w, out=tmp)
             tmp *= decay
         else:
             raise CaffeError(f"{self._where}: unknown regularization_type "
                              f"{self._param.regularization_type!r}; use L2 or L1")
-        blob.diff[...] += tmp
+        d += tmp
 
     def _local_rate(self, i, rate):
         f = self._params[i].dtype.type
         return f(rate) * f(self._multipliers[i][0])
 
-    def _divide_by_root(self, i, h, tmp, rate):
-        """AdaGrad's and RMSProp's last step: diff = local_rate * diff / (sqrt(h) + delta),
+    def _divide_by_root(self, i, rate, d, h, tmp):
+        """AdaGrad's and RMSProp's last step: d = local_rate * d / (sqrt(h) + delta),
         with ``tmp`` as scratch (Caffe's order of float32 operations)."""
-        d = self._params[i].diff
         xp.sqrt(h, out=tmp)
         tmp += d.dtype.type(self._param.delta)
         xp.divide(d, tmp, out=tmp)
         xp.multiply(tmp, self._local_rate(i, rate), out=d)
 
-    def _compute_update_value(self, i, rate):
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        """Turn ``d``, a piece of parameter ``i``'s diff, into its update value in place
+        (Caffe's ComputeUpdateValue): ``history`` holds the same piece of each of the
+        parameter's history arrays, ``tmp`` ``scratch_arrays`` scratch arrays of its size."""
         raise NotImplementedError
 
     # -- snapshots (npcaffe.solver.snapshot) ---------------------------------------------------

@@ -16,13 +16,10 @@ _register = SOLVERS.register
 class SGDSolver(Solver):
     """Momentum SGD: ``h = momentum * h + local_rate * diff; w -= h``."""
 
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
-        tmp = self._temp(blob)
-        d = blob.diff
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        h, tmp = history[0], tmp[0]
         xp.multiply(d, self._local_rate(i, rate), out=tmp)
-        h *= f(self._param.momentum)
+        h *= d.dtype.type(self._param.momentum)
         h += tmp
         d[...] = h
 
@@ -34,12 +31,10 @@ class NesterovSolver(Solver):
 
     scratch_arrays = 2
 
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        h, (tmp, update) = history[0], tmp
+        f = d.dtype.type
         momentum = f(self._param.momentum)
-        tmp, update = self._temp(blob, 0), self._temp(blob, 1)
-        d = blob.diff
         update[...] = h                               # h before this step
         xp.multiply(d, self._local_rate(i, rate), out=tmp)
         h *= momentum
@@ -59,13 +54,11 @@ class AdaGradSolver(Solver):
             raise CaffeError(f"{self._where}: momentum cannot be used with AdaGrad "
                              f"(got {self._param.momentum}); remove it")
 
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        tmp = self._temp(blob)
-        d = blob.diff
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        h, tmp = history[0], tmp[0]
         xp.multiply(d, d, out=tmp)
         h += tmp
-        self._divide_by_root(i, h, tmp, rate)
+        self._divide_by_root(i, rate, d, h, tmp)
 
 
 @_register('RMSProp')
@@ -82,17 +75,15 @@ class RMSPropSolver(Solver):
             raise CaffeError(f"{self._where}: rms_decay should lie in [0, 1), got "
                              f"{p.rms_decay}")
 
-    def _compute_update_value(self, i, rate):
-        blob, h = self._params[i], self.history[i]
-        f = blob.dtype.type
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        h, tmp = history[0], tmp[0]
+        f = d.dtype.type
         decay = f(self._param.rms_decay)
-        tmp = self._temp(blob)
-        d = blob.diff
         xp.multiply(d, d, out=tmp)
         tmp *= f(1) - decay
         h *= decay
         h += tmp
-        self._divide_by_root(i, h, tmp, rate)
+        self._divide_by_root(i, rate, d, h, tmp)
 
 
 @_register('AdaDelta')
@@ -104,14 +95,11 @@ class AdaDeltaSolver(Solver):
     history_per_param = 2
     scratch_arrays = 2
 
-    def _compute_update_value(self, i, rate):
-        blob = self._params[i]
-        g, u = self.history[i], self.history[len(self._params) + i]
-        f = blob.dtype.type
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        (g, u), (update, temp) = history, tmp
+        f = d.dtype.type
         m = f(self._param.momentum)
         delta = f(self._param.delta)
-        update, temp = self._temp(blob, 0), self._temp(blob, 1)
-        d = blob.diff
         xp.multiply(d, d, out=update)
         update *= f(1) - m
         g *= m
@@ -136,15 +124,12 @@ class AdamSolver(Solver):
 
     history_per_param = 2
 
-    def _compute_update_value(self, i, rate):
-        blob = self._params[i]
-        m, v = self.history[i], self.history[len(self._params) + i]
-        f = blob.dtype.type
+    def _compute_update_value(self, i, rate, d, history, tmp):
+        (m, v), tmp = history, tmp[0]
+        f = d.dtype.type
         b1, b2 = f(self._param.momentum), f(self._param.momentum2)
         t = self.iter + 1
         correction = f(math.sqrt(1.0 - float(b2) ** t) / (1.0 - float(b1) ** t))
-        tmp = self._temp(blob)
-        d = blob.diff
         xp.multiply(d, f(1) - b1, out=tmp)
         m *= b1
         m += tmp

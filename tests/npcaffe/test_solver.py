@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -410,6 +411,117 @@ def test_apply_update_and_callbacks_follow_caffes_order(tmp_path):
         manual.apply_update()
     assert manual.iter == 0
     assert w_of(manual) == pytest.approx(w_of(s))
+
+
+@pytest.mark.parametrize('solver_type', SOLVER_TYPES)
+def test_update_keeps_and_allocates_no_parameter_sized_scratch(solver_type, tmp_path):
+    # Caffe keeps update_/temp_ blobs of every parameter's size; the update goes piece by
+    # piece instead (the same float32 operations), so a solver holds its net and its history
+    # only, and an update allocates nothing of a parameter's size (FCN's fc6 is 411 MB)
+    n = 1 << 20                                               # a 4 MB parameter
+    momentum = 0.0 if solver_type in ('AdaGrad', 'RMSProp') else 0.9
+    param = solver_param(tmp_path, n=n, type=solver_type, momentum=momentum, weight_decay=0.1,
+                         iter_size=2, delta=1e-8)
+    size = 4 * n
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        net = npcaffe.Net(param.net_param, npcaffe.TRAIN)
+        net_bytes = tracemalloc.get_traced_memory()[0] - before
+        del net
+        before = tracemalloc.get_traced_memory()[0]
+        s = get_solver(param)
+        held = tracemalloc.get_traced_memory()[0] - before
+        s.net.params['w'][0].data[...] = 1
+        for _ in range(2):
+            s.net.forward()
+            s.net.backward()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        s.apply_update()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    history = sum(h.nbytes for h in s.history)
+    assert history == size * s.history_per_param
+    assert held - net_bytes - history < size / 4
+    assert peak < size / 4
+
+
+# ------------------------------------------------------------------------------------------
+# the steps' shared backward diffs (npcaffe.net, Training memory)
+FCN_VARIANTS = ['fcn32s', 'fcn16s', 'fcn8s', 'fcn8s-atonce', 'fcn-alexnet']
+FCN_SHAPE = (1, 3, 64, 80)
+
+
+def fcn_solver(variant, share):
+    """SGD on the variant's train net at width 1/16 (an Input for its data layer), seeded
+    weights and dropout, the bench's image and label."""
+    from bench import models
+    param = models.sgd_solver_param(variant, models.train_net_param(variant, FCN_SHAPE,
+                                                                    width=1 / 16))
+    param.base_lr, param.random_seed = 1e-7, 1
+    solver = get_solver(param)
+    solver.share_diffs = share
+    rng = np.random.default_rng(0)
+    for blobs in solver.net.params.values():
+        for blob in blobs:
+            blob.data[...] = rng.standard_normal(blob.shape, dtype=np.float32) * np.float32(
+                np.sqrt(2.0 / max(blob.count // blob.shape[0], 1)))
+    solver.net.blobs['data'].data[...] = models.test_image(FCN_SHAPE)
+    solver.net.blobs['label'].data[...] = models.test_label(FCN_SHAPE)
+    return solver
+
+
+def poison_shared_diffs(net):
+    """Fill the step's shared diff buffers with NaN (made now if need be): a layer that read
+    a shared diff before writing it would spread them."""
+    net._share_diffs()
+    for buf in net._diff_buffers:
+        buf[...] = np.nan
+    net._unshare_diffs()
+
+
+@pytest.mark.parametrize('variant', FCN_VARIANTS)
+def test_shared_backward_diffs_give_the_very_same_weights(variant):
+    runs = []
+    for share in (False, True):
+        s = fcn_solver(variant, share)
+        for _ in range(2):
+            if share:
+                poison_shared_diffs(s.net)
+            s.step(1)
+        runs.append((params_of(s.net), [h.copy() for h in s.history],
+                     float(s.net.blobs['loss'].data)))
+    (w0, h0, loss0), (w1, h1, loss1) = runs
+    assert loss1 == loss0 and np.isfinite(loss0)
+    assert w0.keys() == w1.keys()
+    assert all(np.array_equal(w0[k], w1[k]) for k in w0)
+    assert all(np.array_equal(a, b) for a, b in zip(h0, h1))
+
+
+def test_a_step_holds_the_shared_diffs_only_and_backward_keeps_every_diff():
+    held = {}
+    for share in (False, True):
+        tracemalloc.start()
+        try:
+            s = fcn_solver('fcn8s', share)
+            s.step(2)
+            held[share] = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        if not share:
+            inner = sum(b.diff.nbytes for name, b in s.net.blobs.items()
+                        if b.has_diff and name not in ('loss', 'data', 'label'))
+    # FCN-8s: the inner diffs take less than half their own size when they share
+    assert held[False] - held[True] > inner / 2
+    # after the step the shared diffs are dropped (zeros when read); the loss weight stays
+    assert not s.net.blobs['conv1_1'].has_diff and not s.net.blobs['score'].has_diff
+    assert s.net.blobs['loss'].diff == 1
+    # a direct backward keeps every diff, as Caffe
+    s.net.forward()
+    s.net.backward()
+    assert s.net.blobs['conv1_1'].has_diff and np.abs(s.net.blobs['conv1_1'].diff).max() > 0
 
 
 # ------------------------------------------------------------------------------------------
