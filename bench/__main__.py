@@ -16,7 +16,8 @@ Sections:
   the ratio npcaffe/OpenCV, GFLOP/s, SGEMM GF/s timed in the same turns and the efficiency
   against it, the largest difference between the two outputs; ONNX Runtime (and OpenVINO when
   ``import openvino`` works) in the same turns on the net exported by ``npcaffe.onnx`` from the
-  same weights, with the same medians, ratio npcaffe/runtime and largest difference;
+  same weights, and PyTorch's CPU peer (``bench.torch_peer``, when torch imports), with the
+  same medians, ratio npcaffe/peer and largest difference;
 * ``memory``: peak RSS (VmHWM, weights included) of one FCN-8s forward at 1000x750, each engine
   in a child process of its own: npcaffe with the memory rule (``reuse_memory=True``), npcaffe
   keeping every blob, ONNX Runtime, OpenCV (``bench.memory``);
@@ -196,9 +197,28 @@ def _onnx_runs(net, image, path):
     except ImportError:
         log.info("OpenVINO not installed; it is optional")
         return runs
-    compiled = openvino.Core().compile_model(str(path), 'CPU')
-    runs[f'OpenVINO {openvino.__version__}'] = lambda: compiled([image])[compiled.output('score')]
+    compiled = openvino.Core().compile_model(                   # the same cores for all
+        str(path), 'CPU', {'INFERENCE_NUM_THREADS': parallel.num_threads()})
+    runs[f"OpenVINO {openvino.__version__.split('-')[0]}"] = lambda: compiled([image])[compiled.output('score')]
     return runs
+
+
+def _torch_runs(net, image):
+    """{label: forward()} for the PyTorch CPU peer of ``net`` (bench.torch_peer: the same
+    layers and weights) when PyTorch is installed; returns the 'score' output."""
+    from bench import torch_peer
+    if not torch_peer.available():
+        log.info("PyTorch not installed; it is optional")
+        return {}
+    import torch
+    torch.set_num_threads(parallel.num_threads())               # the same cores for all
+    module = torch_peer.build_module(net)
+    data = torch.from_numpy(image)
+
+    def run():
+        with torch.no_grad():
+            return module(data)['score'].numpy()
+    return {f'PyTorch {torch.__version__}': run}
 
 
 def _size(text):
@@ -250,7 +270,9 @@ def _forward_one(ctx, cv2, variant, size, repeat):
             return cv_net.forward('score')
         runs['opencv'] = run_cv
     onnx_runs = _onnx_runs(net, image, Path(ctx['tmp']) / f'{variant}_{label}.onnx')
+    torch_runs = _torch_runs(net, image)
     runs.update(onnx_runs)
+    runs.update(torch_runs)
     times = {name: [] for name in runs}
     sgemm = []
     for fn in runs.values():                      # warm-up
@@ -276,6 +298,7 @@ def _forward_one(ctx, cv2, variant, size, repeat):
         diff = float(np.abs(theirs - ours).max())
         turns = _turn_ratios(times, 'npcaffe', 'opencv')
         ratio = statistics.median(turns)
+        ctx['results'].setdefault(f'peers {variant} {label}', {})['OpenCV'] = ratio
         line += (f"; OpenCV {t_cv:.2f} s ({flops / t_cv / 1e9:.1f} GFLOP/s); ratio "
                  f"npcaffe/OpenCV {ratio:.2f} (median of {len(turns)} turns, "
                  f"{turns[0]:.2f}-{turns[-1]:.2f})")
@@ -287,18 +310,21 @@ def _forward_one(ctx, cv2, variant, size, repeat):
     if size == (500, 375):
         ctx[f'forward_{variant}'] = t_np
     print(line)
-    for name in onnx_runs:
+    for name in list(onnx_runs) + list(torch_runs):
         t_rt = statistics.median(times[name])
         diff = float(np.abs(runs[name]() - ours).max())
         turns = _turn_ratios(times, 'npcaffe', name)
         ratio = statistics.median(turns)
         short = name.split()[0]
+        if short != 'ORT':
+            ctx['results'].setdefault(f'peers {variant} {label}', {})[short] = ratio
         target = ''
         if short == 'ORT':
             ctx['results'][f'forward {variant} {label}'] = ratio
             target = (f" [issue 18 target <= {ORT_RATIO_TARGET:g}: "
                       f"{_met(ratio <= ORT_RATIO_TARGET)}]")
-        print(f"{variant} forward {label}: {name} (npcaffe.onnx export) {t_rt:.2f} s "
+        how = 'npcaffe.onnx export' if name in onnx_runs else 'bench.torch_peer, CPU'
+        print(f"{variant} forward {label}: {name} ({how}) {t_rt:.2f} s "
               f"({flops / t_rt / 1e9:.1f} GFLOP/s); ratio npcaffe/{short} "
               f"{ratio:.2f} (median of {len(turns)} turns, "
               f"{turns[0]:.2f}-{turns[-1]:.2f}){target}; max |difference| {diff:.3g} "
@@ -516,6 +542,11 @@ def summary(ctx):
             if key in r:
                 rows.append((f"{variant} forward {label}, npcaffe/ORT time", f"{r[key]:.2f}",
                              f"<= {ORT_RATIO_TARGET:g}", r[key] <= ORT_RATIO_TARGET))
+            key = f'peers {variant} {label}'
+            if r.get(key):
+                rows.append((f"{variant} forward {label}, npcaffe/the other engines' time",
+                             ', '.join(f"{k} {v:.2f}" for k, v in r[key].items()), "<= 1",
+                             max(r[key].values()) <= 1))
             key = f'efficiency {variant} {label}'
             if key in r:
                 rows.append((f"{variant} forward {label}, efficiency against SGEMM",
@@ -544,7 +575,8 @@ def summary(ctx):
                      f"{ratio:.2f} ({ours:.1f}/{theirs:.1f} s)", f"<= {TRAIN_TORCH_TARGET:g}",
                      ratio <= TRAIN_TORCH_TARGET))
         rows.append(("fcn8s training step, peak RSS npcaffe/PyTorch",
-                     f"{rss / peer_rss:.2f} ({rss:.0f}/{peer_rss:.0f} MiB)", "reported", None))
+                     f"{rss / peer_rss:.2f} ({rss:.0f}/{peer_rss:.0f} MiB)", "< 1",
+                     rss < peer_rss))
     if not rows:
         return
     print(f"\nissue 18 summary (load average {ctx['load_start']} at the start, "

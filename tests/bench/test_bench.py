@@ -102,6 +102,7 @@ def test_memory_child_and_tiles(work):
 def test_summary_lists_the_targets(capsys):
     ctx = dict(sizes=((500, 375),), start=0.0, load_start='1.00 1.00 1.00', results={
         'forward fcn8s 500x375': 0.9, 'efficiency fcn8s 500x375': 1.2,
+        'peers fcn8s 500x375': {'OpenCV': 0.6, 'OpenVINO': 1.1},
         'memory': (1.5, 1500.0, 1000.0), 'tile rss': 2600.0, 'tile equality': 1e-6,
         'torch agreement': (1e-6, 1e-7), 'train': (0.6, 12.0, 20.0, 3400.0, 3500.0)})
     bench_main.summary(ctx)
@@ -109,7 +110,11 @@ def test_summary_lists_the_targets(capsys):
     assert 'issue 18 summary' in out
     memory_row = next(line for line in out.splitlines() if '(reuse_memory)/ORT' in line)
     assert memory_row.endswith('NOT met')
-    assert sum(line.endswith(' met') for line in out.splitlines()) == 6
+    peers_row = next(line for line in out.splitlines() if 'the other engines' in line)
+    assert 'OpenVINO 1.10' in peers_row and peers_row.endswith('NOT met')
+    rss_row = next(line for line in out.splitlines() if 'peak RSS npcaffe/PyTorch' in line)
+    assert '0.97 (3400/3500 MiB)' in rss_row and rss_row.endswith(' met')
+    assert sum(line.endswith(' met') for line in out.splitlines()) == 8
     assert measure.peak_rss_mb() > 0
 
 
