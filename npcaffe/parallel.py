@@ -81,6 +81,7 @@ class _Workers:
         self.holds = 0                          # blocks holding the BLAS at one thread
         self.saved = []                         # [(setter, thread count before)]
         self.local = threading.local()          # per-thread scratch; in_worker flag
+        self.scratch_dicts = []                 # every thread's scratch, for release_scratch
 
 
 _state = _Workers()
@@ -174,12 +175,41 @@ def scratch(name, count, dtype):
     buffers = getattr(_state.local, 'buffers', None)
     if buffers is None:
         buffers = _state.local.buffers = {}
+        with _state.lock:
+            _state.scratch_dicts.append(buffers)
     key = (name, xp.dtype(dtype))
     buf = buffers.get(key)
     if buf is None or buf.size < count:
         buf = buffers[key] = None                  # free the old one first
         buf = buffers[key] = xp.empty(max(int(count), 1), dtype)
     return buf[:count]
+
+
+def release_scratch():
+    """Drop every thread's scratch buffers (they are allocated again when next asked for) and
+    hand the C heap's free memory back to the system (glibc's ``malloc_trim``, where there is
+    one): what a memory-saving pass (``Net(..., reuse_memory=True)``) does after its forward,
+    so that memory one image needed is not held while the next one runs. Call it only while
+    no work is running on the workers."""
+    with _state.lock:
+        for buffers in _state.scratch_dicts:
+            buffers.clear()
+    _malloc_trim()
+
+
+def _malloc_trim():
+    global _trim
+    if _trim is None:
+        try:
+            _trim = ctypes.CDLL(None).malloc_trim
+            _trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):           # not glibc
+            _trim = False
+    if _trim:
+        _trim(0)
+
+
+_trim = None
 
 
 def chunks(n, pieces, multiple=1):

@@ -381,3 +381,23 @@ def test_reuse_memory_tells_the_layers_to_keep_nothing_derived(tmp_path):
     assert not any(layer.keep_derived for layer in net.layers)
     net.reuse_memory = False
     assert all(layer.keep_derived for layer in net.layers)
+
+
+def test_reuse_memory_drops_the_last_outputs_and_scratch_around_a_pass(tmp_path, monkeypatch):
+    """The previous pass's outputs are released before the next pass runs (they are made
+    again: they do not add to its peak), and the workers' scratch after it."""
+    from npcaffe import parallel
+    plain, net = reuse_pair(tmp_path)
+    x = np.random.default_rng(2).standard_normal((1, 2, 6, 5)).astype(np.float32)
+    first = net.forward(data=x)['score'].copy()
+    seen = []
+    layer = net.layers[list(net._layer_names).index('c1')]
+    original = layer.forward
+    monkeypatch.setattr(layer, 'forward', lambda bottom, top: seen.append(
+        net.blobs['score'].data.size) or original(bottom, top))
+    released = []
+    monkeypatch.setattr(parallel, 'release_scratch', lambda: released.append(1))
+    np.testing.assert_array_equal(net.forward(data=x)['score'], first)
+    assert seen == [0] and released == [1]
+    plain.forward(data=x)                               # the default keeps both
+    assert plain.blobs['score'].data.size and released == [1]

@@ -104,3 +104,16 @@ def test_a_forked_child_gets_its_own_workers(two_threads):
 
 def _child_map():
     return parallel.parallel_map(lambda i: i * i, range(4), blas=False)
+
+
+def test_release_scratch_drops_every_threads_buffers(two_threads):
+    """After release_scratch, the main thread and the workers get new buffers (the old ones
+    are no longer held)."""
+    def grab(_):
+        return parallel.scratch('t', 1000, np.float32)
+    before = [grab(0)] + parallel.parallel_map(grab, range(4), blas=False)
+    bases = {id(b.base) for b in before}
+    parallel.release_scratch()
+    after = [grab(0)] + parallel.parallel_map(grab, range(4), blas=False)
+    assert not bases & {id(b.base) for b in after}
+    assert all(b.size == 1000 for b in after)
