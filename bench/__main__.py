@@ -1,7 +1,7 @@
 """Benchmarks of npcaffe against OpenCV's dnn, ONNX Runtime and PyTorch, measured in one run on
 the same input.
 
-    python -m bench                          # everything (about 12 minutes on 2 cores)
+    python -m bench                          # everything (about 14 minutes on 2 cores)
     python -m bench load forward             # some sections
     python -m bench forward --size 1000x750  # one size
     python -m bench memory | train | tile    # issue 18's parts alone
