@@ -25,6 +25,7 @@ import ctypes
 import logging
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from npcaffe.arraymod import xp
@@ -81,7 +82,7 @@ class _Workers:
         self.holds = 0                          # blocks holding the BLAS at one thread
         self.saved = []                         # [(setter, thread count before)]
         self.local = threading.local()          # per-thread scratch; in_worker flag
-        self.scratch_dicts = []                 # every thread's scratch, for release_scratch
+        self.scratch_dicts = weakref.WeakSet()  # every live thread's scratch (release_scratch)
 
 
 _state = _Workers()
@@ -174,15 +175,23 @@ def scratch(name, count, dtype):
     """
     buffers = getattr(_state.local, 'buffers', None)
     if buffers is None:
-        buffers = _state.local.buffers = {}
+        buffers = _state.local.buffers = _Scratch()
         with _state.lock:
-            _state.scratch_dicts.append(buffers)
+            _state.scratch_dicts.add(buffers)      # weakly: a finished thread's goes with it
     key = (name, xp.dtype(dtype))
     buf = buffers.get(key)
     if buf is None or buf.size < count:
         buf = buffers[key] = None                  # free the old one first
         buf = buffers[key] = xp.empty(max(int(count), 1), dtype)
     return buf[:count]
+
+
+class _Scratch(dict):
+    """One thread's scratch buffers, {(name, dtype): array}: a dict that can be weakly
+    referenced, hashed by identity."""
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
 
 def release_scratch():
@@ -192,7 +201,7 @@ def release_scratch():
     so that memory one image needed is not held while the next one runs. Call it only while
     no work is running on the workers."""
     with _state.lock:
-        for buffers in _state.scratch_dicts:
+        for buffers in list(_state.scratch_dicts):
             buffers.clear()
     _malloc_trim()
 

@@ -117,3 +117,17 @@ def test_release_scratch_drops_every_threads_buffers(two_threads):
     after = [grab(0)] + parallel.parallel_map(grab, range(4), blas=False)
     assert not bases & {id(b.base) for b in after}
     assert all(b.size == 1000 for b in after)
+
+
+def test_a_finished_threads_scratch_is_not_held():
+    """release_scratch finds the live threads' buffers without keeping a finished thread's."""
+    def work():
+        parallel.scratch('t', 10, np.float32)
+    before = len(parallel._state.scratch_dicts)
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    del thread
+    import gc
+    gc.collect()
+    assert len(parallel._state.scratch_dicts) == before
