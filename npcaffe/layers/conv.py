@@ -346,39 +346,46 @@ class _BaseConvolution(Layer):
         """(variant, U): Winograd's variant for ``wmat`` (1, M, C*9) and its transformed weights
         U (a^2, M, C), computed on the workers.
 
-        Kept in ``self._winograd_u[kind]`` with a copy of blob 0's data they came from: a
-        TEST-phase layer reuses them while that data is unchanged (compared element by element
-        each call, so that weights written in place by a pycaffe script are seen), which saves
-        the transform on every forward (512x512 kernels: 16 ms on 2 cores); TRAIN-phase layers,
-        and those of a net that reuses memory (``keep_derived`` false), forget them after each
-        pass (:meth:`_forget_transforms`: the weights change every step, and U with the copy
-        takes 5 times the weights' memory).
+        Kept in ``self._winograd_u[kind]`` for the rest of the pass (the other images of the
+        batch). A TEST-phase layer keeps them across passes too, with a copy of blob 0's data
+        they came from, and reuses them while that data is unchanged (compared element by
+        element each call, so that weights written in place by a pycaffe script are seen),
+        which saves the transform on every forward (512x512 kernels: 16 ms on 2 cores);
+        TRAIN-phase layers, and those of a net that reuses memory (``keep_derived`` false),
+        forget them after each pass (:meth:`_forget_transforms`: the weights change every
+        step, and U with the copy takes 5 times the weights' memory).
         """
         m, c = wmat.shape[1], wmat.shape[2] // 9
         variant = winograd.VARIANTS[winograd_tile(c)]
         source = self.blobs[0].data
         kept = self._winograd_u.get(kind)
-        if kept is not None and kept[0] is variant and kept[1].shape == source.shape and \
-                xp.array_equal(kept[1], source):
+        if kept is not None and kept[0] is variant and (
+                kept[1] is None or (kept[1].shape == source.shape and
+                                    xp.array_equal(kept[1], source))):
             return variant, kept[2]
         w = wmat.reshape(m, c, 3, 3)
         u = xp.empty((variant.a ** 2, m, c), wmat.dtype)
         parallel_map(lambda span: winograd.transform_weights(w, variant, u, span),
                      chunks(m * c, 2 * num_threads(), multiple=winograd.TRANSFORM_CHUNK))
-        self._winograd_u[kind] = (variant, source.copy(), u)
+        # within a pass the weights do not change: only what outlives it needs the copy
+        self._winograd_u[kind] = (variant, source.copy() if self._keeps_transforms else None, u)
         return variant, u
 
+    @property
+    def _keeps_transforms(self):
+        """Whether the Winograd weights outlive a pass (see :meth:`_transformed`)."""
+        return self.phase == TEST and self.keep_derived
+
     def _forget_transforms(self):
-        """Drop the kept Winograd weights after a pass, unless this TEST-phase layer keeps
-        them (see :meth:`_transformed`)."""
-        if self.phase != TEST or not self.keep_derived:
+        """Drop the Winograd weights after a pass, unless this layer keeps them."""
+        if not self._keeps_transforms:
             self._winograd_u.clear()
 
     @staticmethod
     def _winograd(img, out, variant, u, pad, out_hw, bias=None):
         """The 3x3 stride-1 case of :meth:`_im2col_gemm` by Winograd's F(m x m, 3x3) (see
-        :mod:`npcaffe.winograd`) with its transformed weights ``u`` (a^2, M, C): bands of tile rows
-        on the workers, each of about WINOGRAD_BAND_ELEMENTS elements of transformed input but
+        :mod:`npcaffe.winograd`) with its transformed weights ``u`` (a^2, M, C): bands of tile
+        rows on the workers, each of about WINOGRAD_BAND_ELEMENTS elements of transformed input but
         at least WINOGRAD_BAND_MIN_TILES tiles (the a^2 GEMMs' width) where the map has them."""
         c, m = img.shape[0], u.shape[1]
         th, tw = winograd.tiles(out_hw, variant)
@@ -571,17 +578,21 @@ class ConvolutionLayer(_BaseConvolution):
 
     def forward(self, bottom, top):
         bias = self._bias_view(self.group)
-        for b, t in zip(bottom, top):
-            self._col_from_img(b.data, t.data, bias)        # bias added band by band
-        self._forget_transforms()
+        try:
+            for b, t in zip(bottom, top):
+                self._col_from_img(b.data, t.data, bias)    # bias added band by band
+        finally:
+            self._forget_transforms()
 
     def backward(self, top, propagate_down, bottom):
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            self._bias_grad(t.diff)
-            self._weight_grad(b.data, t.diff)
-            if propagate_down[i]:
-                self._img_from_col(t.diff, b.diff)
-        self._forget_transforms()
+        try:
+            for i, (b, t) in enumerate(zip(bottom, top)):
+                self._bias_grad(t.diff)
+                self._weight_grad(b.data, t.diff)
+                if propagate_down[i]:
+                    self._img_from_col(t.diff, b.diff)
+        finally:
+            self._forget_transforms()
 
 
 @register("Deconvolution")
@@ -600,15 +611,19 @@ class DeconvolutionLayer(_BaseConvolution):
     reverse = True
 
     def forward(self, bottom, top):
-        for b, t in zip(bottom, top):
-            self._img_from_col(b.data, t.data)
-            self._add_bias(t.data)
-        self._forget_transforms()
+        try:
+            for b, t in zip(bottom, top):
+                self._img_from_col(b.data, t.data)
+                self._add_bias(t.data)
+        finally:
+            self._forget_transforms()
 
     def backward(self, top, propagate_down, bottom):
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            self._bias_grad(t.diff)
-            self._weight_grad(t.diff, b.data)
-            if propagate_down[i]:
-                self._col_from_img(t.diff, b.diff)
-        self._forget_transforms()
+        try:
+            for i, (b, t) in enumerate(zip(bottom, top)):
+                self._bias_grad(t.diff)
+                self._weight_grad(t.diff, b.data)
+                if propagate_down[i]:
+                    self._col_from_img(t.diff, b.diff)
+        finally:
+            self._forget_transforms()
