@@ -356,13 +356,13 @@ class Net:
         without bottoms and the blobs read after ``end`` (the rule of the module docstring);
         under None, the kept blobs the pass makes again (an earlier pass's outputs), released
         before it starts."""
-        made, last_use, kept = set(), {}, set()
+        made, last_use, inputs, later = set(), {}, set(), set()
         for li in range(len(self.layers)):
             if li > end:
-                kept.update(self._bottom_ids[li])
+                later.update(self._bottom_ids[li])
             elif li >= start:
                 if not self._bottom_ids[li]:
-                    kept.update(self._top_ids[li])
+                    inputs.update(self._top_ids[li])
                 made.update(self._top_ids[li])
                 for bid in self._bottom_ids[li] + self._top_ids[li]:
                     last_use[bid] = li
@@ -370,14 +370,11 @@ class Net:
         for name in keep:
             if name not in ids:
                 raise KeyError(f"no blob {name!r} in the net; blobs: {', '.join(ids)}")
-            kept.add(ids[name])
+        named = {ids[name] for name in keep}
         releases = {}
-        for bid in sorted(made - kept):
+        for bid in sorted(made - named - inputs - later):
             releases.setdefault(last_use[bid], []).append(bid)
-        inputs = {bid for li in range(len(self.layers)) if not self._bottom_ids[li]
-                  for bid in self._top_ids[li]}
-        remade = sorted(made & kept - inputs - {bid for li in range(end + 1, len(self.layers))
-                                                 for bid in self._bottom_ids[li]})
+        remade = sorted(made & named - inputs - later)
         if remade:
             releases[None] = remade
         return releases
