@@ -275,6 +275,7 @@ def _forward_one(ctx, cv2, variant, size, repeat):
     runs.update(torch_runs)
     times = {name: [] for name in runs}
     sgemm = []
+    _running(f"{variant} forward {label}: {', '.join(runs)}, a warm-up and {repeat} turns")
     for fn in runs.values():                      # warm-up
         fn()
     for _ in range(repeat):                       # in turns: the same load for all
@@ -334,8 +335,15 @@ def _forward_one(ctx, cv2, variant, size, repeat):
     del net, runs
 
 
+def _running(what):
+    """A line on stderr before a measurement that takes a while (the results go to stdout):
+    the run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what} ...", file=sys.stderr, flush=True)
+
+
 def _child(module, args):
     """Run ``python -m``-style ``module.main(args)`` in a child process; its JSON result."""
+    _running(f"bench.{module} {' '.join(str(a) for a in args)} (a child process)")
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench import {module}; "
             f"sys.exit({module}.main({[str(a) for a in args]!r}))")
     return measure.in_child(code)

@@ -122,3 +122,10 @@ def test_size_argument():
     assert bench_main._size('1000x750') == (1000, 750)
     with pytest.raises(Exception):
         bench_main._size('big')
+
+
+def test_long_measurements_announce_themselves_on_stderr(capsys):
+    """The bench says what it is about to time (stderr), keeping stdout to the results."""
+    bench_main._running('fcn8s forward 500x375: npcaffe, opencv')
+    out, err = capsys.readouterr()
+    assert out == '' and err.rstrip().endswith('fcn8s forward 500x375: npcaffe, opencv ...')
